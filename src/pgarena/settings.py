@@ -1,0 +1,75 @@
+"""One settings object for the whole of pgarena.
+
+Values come from keyword arguments (the CLI), then environment variables (`PGARENA_*`,
+plus the conventional `DATABASE_URL`), then the defaults below. Bad values fail at
+construction, before any server or database is touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where the embedded PostgreSQL keeps its data unless told otherwise."""
+    return Path(platformdirs.user_cache_dir("pgarena")) / "postgres"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PGARENA_", extra="forbid", frozen=True)
+
+    # Database. No URL means: start the embedded PostgreSQL in `data_dir`.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("database_url", "DATABASE_URL")
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_name: str = "pgarena"
+
+    # Server.
+    stack: str = "async"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    # Connection pool, per worker process. Sync stacks run each request on a thread that
+    # holds at most one connection, so `threads` defaults to the pool's maximum: a thread
+    # never waits for a connection that other threads hold (the "QueuePool limit reached"
+    # trap of 40 threads over a 5+10 pool).
+    pool_size: int = Field(default=10, ge=1, le=1000)
+    max_overflow: int = Field(default=10, ge=0, le=1000)
+    pool_timeout: float = Field(default=30.0, gt=0)
+    threads: int | None = Field(default=None, ge=1, le=1000)
+
+    # Health check: how long /health waits for the database before answering 503.
+    health_timeout: float = Field(default=2.0, gt=0, le=60)
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_is_postgres(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        # Imported here: settings must not pull the database package in at import time.
+        from pgarena.database.urls import parse_database_url
+
+        parse_database_url(value)  # raises ValueError with a redacted message
+        return value
+
+    @model_validator(mode="after")
+    def _default_threads(self) -> Settings:
+        if self.threads is None:
+            object.__setattr__(self, "threads", self.pool_size + self.max_overflow)
+        return self
+
+    @property
+    def max_connections(self) -> int:
+        """The most connections one worker process may open."""
+        return self.pool_size + self.max_overflow
+
+    @property
+    def thread_count(self) -> int:
+        assert self.threads is not None  # set by the validator
+        return self.threads
