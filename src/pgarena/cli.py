@@ -7,11 +7,13 @@ turns user mistakes into a one-line error with exit code 2 instead of a tracebac
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from pydantic import ValidationError
 
 from pgarena.errors import UserError
+from pgarena.settings import Settings
 
 app = typer.Typer(
     name="pgarena",
@@ -20,6 +22,57 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _given(**options: object) -> dict[str, object]:
+    """Only the options the user gave: the rest come from the environment or defaults."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+@app.command()
+def serve(
+    stack: str = typer.Option(None, help="Which stack serves the API (see `pgarena stacks`)."),
+    host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]."),
+    port: int = typer.Option(None, help="Port to listen on [default: 8000]."),
+    workers: int = typer.Option(None, help="Worker processes [default: 1]."),
+    threads: int = typer.Option(
+        None, help="Threads running sync endpoints, per worker [default: pool size + overflow]."
+    ),
+    pool_size: int = typer.Option(None, help="Database pool size per worker [default: 10]."),
+    max_overflow: int = typer.Option(None, help="Extra connections beyond the pool [default: 10]."),
+    data_dir: Path = typer.Option(None, help="Embedded PostgreSQL data directory."),
+) -> None:
+    """Serve the reference API on one stack (embedded PostgreSQL unless DATABASE_URL is set)."""
+    from pgarena.service.server import serve as run_server
+
+    run_server(
+        Settings(
+            **_given(
+                stack=stack,
+                host=host,
+                port=port,
+                workers=workers,
+                threads=threads,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                data_dir=data_dir,
+            )
+        )
+    )
+
+
+@app.command()
+def stacks() -> None:
+    """List the stacks, with a one-line description of each."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pgarena.service.stacks import STACKS
+
+    table = Table("stack", "endpoints", "description", box=None)
+    for stack in STACKS.values():
+        table.add_row(stack.name, f"{stack.style} def", stack.description)
+    Console().print(table)
 
 
 def fail(message: str) -> None:

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
 
     # Database. No URL means: start the embedded PostgreSQL in `data_dir`.
     database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("database_url", "DATABASE_URL")
+        default=None,
+        validation_alias=AliasChoices("database_url", "PGARENA_DATABASE_URL", "DATABASE_URL"),
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     database_name: str = "pgarena"

@@ -58,6 +58,8 @@ class Product(Base):
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (CheckConstraint("quantity >= 1", name="quantity"),)
+    # Fetch created_at with INSERT ... RETURNING instead of a refresh query after commit.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Deleting a user deletes their orders; a product that was sold cannot be deleted.

@@ -1,0 +1,61 @@
+"""The FastAPI application factory.
+
+Nothing is built at import time: `create_app(settings)` decides the stack, and the
+lifespan owns the engine or pool, so tests and servers can build as many apps, on as many
+databases, as they like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from pgarena import __version__
+from pgarena.database.urls import url_for
+from pgarena.errors import UserError
+from pgarena.service.errors import install_unavailable_handler
+from pgarena.service.metrics import MetricsMiddleware, mark_worker_stopped
+from pgarena.service.routes import async_api, operations, sync_api
+from pgarena.service.stacks import get_stack
+from pgarena.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The reference service on `settings.stack`, against `settings.database_url`."""
+    if settings.database_url is None:
+        raise UserError("no database URL: set DATABASE_URL or use `pgarena serve`")
+    stack = get_stack(settings.stack)
+    implementation = stack.load()
+    url = url_for(settings.database_url, stack.driver)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if stack.style == "sync":
+            # The thread pool that runs `def` endpoints (anyio's default is 40 threads).
+            anyio.to_thread.current_default_thread_limiter().total_tokens = settings.thread_count
+        async with implementation.open_database(settings, url) as database:
+            app.state.database = database
+            yield
+        mark_worker_stopped()
+
+    app = FastAPI(
+        title="pgarena reference service",
+        version=__version__,
+        summary=f"Stack {stack.name}: {stack.description}.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.stack = stack
+    app.include_router(operations.router)
+    app.include_router(sync_api.router if stack.style == "sync" else async_api.router)
+    install_unavailable_handler(app, implementation.UNAVAILABLE)
+    app.add_middleware(MetricsMiddleware)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn and gunicorn workers: settings from `PGARENA_*` variables."""
+    return create_app(Settings())

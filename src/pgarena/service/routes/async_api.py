@@ -1,0 +1,131 @@
+"""The API with `async def` endpoints and an `async def` session dependency: FastAPI runs
+them on the event loop, and every database call is awaited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from pgarena.service.metrics import USERS_CREATED
+from pgarena.service.schemas import (
+    IdPath,
+    Limit,
+    Message,
+    OrderIn,
+    OrderPublic,
+    ProductIn,
+    ProductPublic,
+    Skip,
+    Slept,
+    StoreSummary,
+    TopProduct,
+    UserIn,
+    UserPublic,
+)
+from pgarena.service.stacks.interface import AsyncDatabase, AsyncStore
+
+router = APIRouter()
+
+
+async def get_store(request: Request) -> AsyncIterator[AsyncStore]:
+    database: AsyncDatabase = request.app.state.database
+    async with database.store() as store:
+        yield store
+
+
+Store = Annotated[AsyncStore, Depends(get_store)]
+
+
+@router.post("/users/", tags=["users"])
+async def create_user(user: UserIn, db: Store) -> UserPublic:
+    created = await db.create_user(user)
+    USERS_CREATED.inc()
+    return created
+
+
+@router.get("/users/", tags=["users"])
+async def list_users(db: Store, skip: Skip = 0, limit: Limit = 10) -> Sequence[UserPublic]:
+    return await db.list_users(skip, limit)
+
+
+@router.get("/users/{user_id}", tags=["users"])
+async def get_user(user_id: IdPath, db: Store) -> UserPublic:
+    return await db.get_user(user_id)
+
+
+@router.put("/users/{user_id}", tags=["users"])
+async def update_user(user_id: IdPath, user: UserIn, db: Store) -> UserPublic:
+    return await db.update_user(user_id, user)
+
+
+@router.delete("/users/{user_id}", tags=["users"])
+async def delete_user(user_id: IdPath, db: Store) -> Message:
+    await db.delete_user(user_id)
+    return Message(message="User deleted")
+
+
+@router.get("/users/{user_id}/orders", tags=["orders"])
+async def list_user_orders(
+    user_id: IdPath, db: Store, skip: Skip = 0, limit: Limit = 10
+) -> Sequence[OrderPublic]:
+    return await db.list_user_orders(user_id, skip, limit)
+
+
+@router.post("/products/", tags=["products"])
+async def create_product(product: ProductIn, db: Store) -> ProductPublic:
+    return await db.create_product(product)
+
+
+@router.get("/products/", tags=["products"])
+async def list_products(db: Store, skip: Skip = 0, limit: Limit = 10) -> Sequence[ProductPublic]:
+    return await db.list_products(skip, limit)
+
+
+@router.get("/products/{product_id}", tags=["products"])
+async def get_product(product_id: IdPath, db: Store) -> ProductPublic:
+    return await db.get_product(product_id)
+
+
+@router.put("/products/{product_id}", tags=["products"])
+async def update_product(product_id: IdPath, product: ProductIn, db: Store) -> ProductPublic:
+    return await db.update_product(product_id, product)
+
+
+@router.delete("/products/{product_id}", tags=["products"])
+async def delete_product(product_id: IdPath, db: Store) -> Message:
+    await db.delete_product(product_id)
+    return Message(message="Product deleted")
+
+
+@router.post("/orders/", tags=["orders"])
+async def create_order(order: OrderIn, db: Store) -> OrderPublic:
+    return await db.create_order(order)
+
+
+@router.get("/orders/{order_id}", tags=["orders"])
+async def get_order(order_id: IdPath, db: Store) -> OrderPublic:
+    return await db.get_order(order_id)
+
+
+@router.get("/reports/top-products", tags=["reports"])
+async def top_products(
+    db: Store,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    since: datetime | None = None,
+) -> Sequence[TopProduct]:
+    return await db.top_products(limit, since)
+
+
+@router.get("/reports/summary", tags=["reports"])
+async def summary(db: Store) -> StoreSummary:
+    return await db.summary()
+
+
+@router.get("/slow", tags=["benchmark"])
+async def slow(db: Store, ms: Annotated[int, Query(ge=0, le=10_000)] = 50) -> Slept:
+    """Hold a connection while PostgreSQL sleeps: the regime where async is said to win."""
+    await db.sleep(ms / 1000)
+    return Slept(slept_ms=ms)

@@ -1,0 +1,131 @@
+"""The API with plain `def` endpoints and a `def` session dependency, as sync FastAPI
+services are written: FastAPI runs each of them on its thread pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from pgarena.service.metrics import USERS_CREATED
+from pgarena.service.schemas import (
+    IdPath,
+    Limit,
+    Message,
+    OrderIn,
+    OrderPublic,
+    ProductIn,
+    ProductPublic,
+    Skip,
+    Slept,
+    StoreSummary,
+    TopProduct,
+    UserIn,
+    UserPublic,
+)
+from pgarena.service.stacks.interface import SyncDatabase, SyncStore
+
+router = APIRouter()
+
+
+def get_store(request: Request) -> Iterator[SyncStore]:
+    database: SyncDatabase = request.app.state.database
+    with database.store() as store:
+        yield store
+
+
+Store = Annotated[SyncStore, Depends(get_store)]
+
+
+@router.post("/users/", tags=["users"])
+def create_user(user: UserIn, db: Store) -> UserPublic:
+    created = db.create_user(user)
+    USERS_CREATED.inc()
+    return created
+
+
+@router.get("/users/", tags=["users"])
+def list_users(db: Store, skip: Skip = 0, limit: Limit = 10) -> Sequence[UserPublic]:
+    return db.list_users(skip, limit)
+
+
+@router.get("/users/{user_id}", tags=["users"])
+def get_user(user_id: IdPath, db: Store) -> UserPublic:
+    return db.get_user(user_id)
+
+
+@router.put("/users/{user_id}", tags=["users"])
+def update_user(user_id: IdPath, user: UserIn, db: Store) -> UserPublic:
+    return db.update_user(user_id, user)
+
+
+@router.delete("/users/{user_id}", tags=["users"])
+def delete_user(user_id: IdPath, db: Store) -> Message:
+    db.delete_user(user_id)
+    return Message(message="User deleted")
+
+
+@router.get("/users/{user_id}/orders", tags=["orders"])
+def list_user_orders(
+    user_id: IdPath, db: Store, skip: Skip = 0, limit: Limit = 10
+) -> Sequence[OrderPublic]:
+    return db.list_user_orders(user_id, skip, limit)
+
+
+@router.post("/products/", tags=["products"])
+def create_product(product: ProductIn, db: Store) -> ProductPublic:
+    return db.create_product(product)
+
+
+@router.get("/products/", tags=["products"])
+def list_products(db: Store, skip: Skip = 0, limit: Limit = 10) -> Sequence[ProductPublic]:
+    return db.list_products(skip, limit)
+
+
+@router.get("/products/{product_id}", tags=["products"])
+def get_product(product_id: IdPath, db: Store) -> ProductPublic:
+    return db.get_product(product_id)
+
+
+@router.put("/products/{product_id}", tags=["products"])
+def update_product(product_id: IdPath, product: ProductIn, db: Store) -> ProductPublic:
+    return db.update_product(product_id, product)
+
+
+@router.delete("/products/{product_id}", tags=["products"])
+def delete_product(product_id: IdPath, db: Store) -> Message:
+    db.delete_product(product_id)
+    return Message(message="Product deleted")
+
+
+@router.post("/orders/", tags=["orders"])
+def create_order(order: OrderIn, db: Store) -> OrderPublic:
+    return db.create_order(order)
+
+
+@router.get("/orders/{order_id}", tags=["orders"])
+def get_order(order_id: IdPath, db: Store) -> OrderPublic:
+    return db.get_order(order_id)
+
+
+@router.get("/reports/top-products", tags=["reports"])
+def top_products(
+    db: Store,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    since: datetime | None = None,
+) -> Sequence[TopProduct]:
+    return db.top_products(limit, since)
+
+
+@router.get("/reports/summary", tags=["reports"])
+def summary(db: Store) -> StoreSummary:
+    return db.summary()
+
+
+@router.get("/slow", tags=["benchmark"])
+def slow(db: Store, ms: Annotated[int, Query(ge=0, le=10_000)] = 50) -> Slept:
+    """Hold a connection while PostgreSQL sleeps: the regime where async is said to win."""
+    db.sleep(ms / 1000)
+    return Slept(slept_ms=ms)

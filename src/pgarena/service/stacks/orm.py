@@ -1,0 +1,72 @@
+"""What the two SQLAlchemy ORM modules (`orm_sync`, `orm_async`) share: engine options,
+pool metrics and the statements themselves. Only how they are executed differs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, event, func, select
+from sqlalchemy.orm import joinedload
+from sqlalchemy.pool import Pool
+
+from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
+from pgarena.service.models import Base, Order, Product, User
+from pgarena.settings import Settings
+
+Row = TypeVar("Row", bound=Base)
+
+
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """Pool settings for `create_engine` and `create_async_engine` alike."""
+    return {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+        # No pool_pre_ping: it costs a round trip per request; a connection broken by a
+        # database restart fails one request (503) and is then replaced.
+    }
+
+
+def track_pool(pool: Pool, settings: Settings) -> None:
+    """Keep the pool gauges of /metrics current through the pool's own events."""
+    POOL_MAX.set(settings.max_connections)
+    event.listen(pool, "checkout", lambda *_: POOL_IN_USE.inc())
+    event.listen(pool, "checkin", lambda *_: POOL_IN_USE.dec())
+
+
+def order_with_relations() -> Select[tuple[Order]]:
+    # joinedload, not selectinload: both relations are many-to-one, so a JOIN fetches the
+    # order, its user and its product in one round trip instead of three.
+    return select(Order).options(joinedload(Order.user), joinedload(Order.product))
+
+
+def top_products(limit: int, since: datetime | None) -> Select[Any]:
+    """Revenue and order count per product, joined and aggregated in PostgreSQL."""
+    revenue = func.sum(Order.quantity * Order.unit_price).label("revenue")
+    statement = (
+        select(
+            Product.id.label("product_id"),
+            Product.name,
+            Product.sku,
+            func.count(Order.id).label("orders"),
+            func.sum(Order.quantity).label("units"),
+            revenue,
+        )
+        .join(Order, Order.product_id == Product.id)
+        .group_by(Product.id)
+        .order_by(revenue.desc(), Product.id)
+        .limit(limit)
+    )
+    if since is not None:
+        statement = statement.where(Order.created_at >= since)
+    return statement
+
+
+# The four independent figures of GET /reports/summary, each run on its own connection.
+SUMMARY = (
+    select(func.count()).select_from(User),
+    select(func.count()).select_from(Product),
+    select(func.count()).select_from(Order),
+    select(func.coalesce(func.sum(Order.quantity * Order.unit_price), 0)),
+)

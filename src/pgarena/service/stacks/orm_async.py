@@ -1,0 +1,181 @@
+"""Stacks `async` (asyncpg) and `async-psycopg3`: SQLAlchemy 2 ORM `AsyncSession`, one per
+request.
+
+Read it side by side with `orm_sync.py`: the statements are the same, only the
+execution model differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Executable, delete, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
+from pgarena.service.models import Base, Order, Product, User
+from pgarena.service.schemas import (
+    OrderIn,
+    OrderPublic,
+    ProductIn,
+    ProductPublic,
+    StoreSummary,
+    TopProduct,
+    UserIn,
+    UserPublic,
+)
+from pgarena.service.stacks import orm
+from pgarena.service.stacks.orm import Row
+from pgarena.settings import Settings
+
+# asyncpg raises OSError subclasses (ConnectionRefusedError...) when the server is gone.
+UNAVAILABLE = (OperationalError, PoolTimeout, OSError)
+
+
+class OrmStore:
+    def __init__(self, session: AsyncSession, database: OrmDatabase) -> None:
+        self.session = session
+        self.database = database
+
+    async def get_user(self, user_id: int) -> UserPublic:
+        return UserPublic.model_validate(await self._get(User, user_id))
+
+    async def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
+        users = await self.session.scalars(select(User).order_by(User.id).offset(skip).limit(limit))
+        return [UserPublic.model_validate(user) for user in users]
+
+    async def create_user(self, data: UserIn) -> UserPublic:
+        return UserPublic.model_validate(await self._add(User(**data.model_dump())))
+
+    async def update_user(self, user_id: int, data: UserIn) -> UserPublic:
+        return UserPublic.model_validate(await self._update(User, user_id, data.model_dump()))
+
+    async def delete_user(self, user_id: int) -> None:
+        await self._delete(User, user_id)
+
+    async def get_product(self, product_id: int) -> ProductPublic:
+        return ProductPublic.model_validate(await self._get(Product, product_id))
+
+    async def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
+        products = await self.session.scalars(
+            select(Product).order_by(Product.id).offset(skip).limit(limit)
+        )
+        return [ProductPublic.model_validate(product) for product in products]
+
+    async def create_product(self, data: ProductIn) -> ProductPublic:
+        return ProductPublic.model_validate(await self._add(Product(**data.model_dump())))
+
+    async def update_product(self, product_id: int, data: ProductIn) -> ProductPublic:
+        product = await self._update(Product, product_id, data.model_dump())
+        return ProductPublic.model_validate(product)
+
+    async def delete_product(self, product_id: int) -> None:
+        try:
+            await self._delete(Product, product_id)
+        except IntegrityError:
+            raise Conflict("Product has orders") from None
+
+    async def create_order(self, data: OrderIn) -> OrderPublic:
+        user = await self._get(User, data.user_id)
+        product = await self._get(Product, data.product_id)
+        order = Order(user=user, product=product, quantity=data.quantity, unit_price=product.price)
+        return OrderPublic.model_validate(await self._add(order))
+
+    async def get_order(self, order_id: int) -> OrderPublic:
+        order = await self.session.scalar(orm.order_with_relations().where(Order.id == order_id))
+        if order is None:
+            raise NotFound("Order")
+        return OrderPublic.model_validate(order)
+
+    async def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
+        await self._get(User, user_id)
+        orders = await self.session.scalars(
+            orm.order_with_relations()
+            .where(Order.user_id == user_id)
+            .order_by(Order.id)
+            .offset(skip)
+            .limit(limit)
+        )
+        return [OrderPublic.model_validate(order) for order in orders]
+
+    async def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
+        rows = await self.session.execute(orm.top_products(limit, since))
+        return [TopProduct.model_validate(row) for row in rows]
+
+    async def summary(self) -> StoreSummary:
+        # Independent queries at once: one session (so one connection) each, never shared
+        # between concurrent tasks.
+        users, products, orders, revenue = await asyncio.gather(
+            *(self.database.scalar(statement) for statement in orm.SUMMARY)
+        )
+        return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
+
+    async def _get(self, model: type[Row], row_id: int) -> Row:
+        row = await self.session.get(model, row_id)
+        if row is None:
+            raise NotFound(model.__name__)
+        return row
+
+    async def _add(self, row: Row) -> Row:
+        self.session.add(row)
+        try:
+            await self.session.commit()
+        except IntegrityError as error:
+            raise_for_constraint(error)
+        return row
+
+    async def _update(self, model: type[Row], row_id: int, values: dict[str, Any]) -> Row:
+        # One UPDATE ... RETURNING round trip instead of SELECT, UPDATE and a refresh.
+        statement = update(model).where(model.id == row_id).values(values).returning(model)  # type: ignore[attr-defined]
+        try:
+            row = await self.session.scalar(statement)
+            await self.session.commit()
+        except IntegrityError as error:
+            raise_for_constraint(error)
+        if row is None:
+            raise NotFound(model.__name__)
+        return row
+
+    async def _delete(self, model: type[Base], row_id: int) -> None:
+        result = await self.session.execute(delete(model).where(model.id == row_id))  # type: ignore[attr-defined]
+        await self.session.commit()
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(model.__name__)
+
+
+class OrmDatabase:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    @asynccontextmanager
+    async def store(self) -> AsyncIterator[OrmStore]:
+        async with self.sessions() as session:
+            yield OrmStore(session, self)
+
+    async def scalar(self, statement: Executable) -> Any:
+        async with self.sessions() as session:
+            return await session.scalar(statement)
+
+    async def ping(self) -> None:
+        await self.scalar(text("SELECT 1"))
+
+
+@asynccontextmanager
+async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
+    engine = create_async_engine(url, **orm.engine_options(settings))
+    orm.track_pool(engine.sync_engine.pool, settings)
+    # Loaded attributes stay usable after commit: no refresh query to build the response.
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        yield OrmDatabase(sessions)
+    finally:
+        await engine.dispose()

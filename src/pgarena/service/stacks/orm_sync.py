@@ -1,0 +1,179 @@
+"""Stacks `sync` (psycopg2) and `sync-psycopg3`: SQLAlchemy 2 ORM `Session`, one per request.
+
+Read it side by side with `orm_async.py`: the statements are the same, only the
+execution model differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Executable, create_engine, delete, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
+from pgarena.service.models import Base, Order, Product, User
+from pgarena.service.schemas import (
+    OrderIn,
+    OrderPublic,
+    ProductIn,
+    ProductPublic,
+    StoreSummary,
+    TopProduct,
+    UserIn,
+    UserPublic,
+)
+from pgarena.service.stacks import orm
+from pgarena.service.stacks.orm import Row
+from pgarena.settings import Settings
+
+UNAVAILABLE = (OperationalError, PoolTimeout)
+
+
+class OrmStore:
+    def __init__(self, session: Session, database: OrmDatabase) -> None:
+        self.session = session
+        self.database = database
+
+    def get_user(self, user_id: int) -> UserPublic:
+        return UserPublic.model_validate(self._get(User, user_id))
+
+    def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
+        users = self.session.scalars(select(User).order_by(User.id).offset(skip).limit(limit))
+        return [UserPublic.model_validate(user) for user in users]
+
+    def create_user(self, data: UserIn) -> UserPublic:
+        return UserPublic.model_validate(self._add(User(**data.model_dump())))
+
+    def update_user(self, user_id: int, data: UserIn) -> UserPublic:
+        return UserPublic.model_validate(self._update(User, user_id, data.model_dump()))
+
+    def delete_user(self, user_id: int) -> None:
+        self._delete(User, user_id)
+
+    def get_product(self, product_id: int) -> ProductPublic:
+        return ProductPublic.model_validate(self._get(Product, product_id))
+
+    def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
+        products = self.session.scalars(
+            select(Product).order_by(Product.id).offset(skip).limit(limit)
+        )
+        return [ProductPublic.model_validate(product) for product in products]
+
+    def create_product(self, data: ProductIn) -> ProductPublic:
+        return ProductPublic.model_validate(self._add(Product(**data.model_dump())))
+
+    def update_product(self, product_id: int, data: ProductIn) -> ProductPublic:
+        return ProductPublic.model_validate(self._update(Product, product_id, data.model_dump()))
+
+    def delete_product(self, product_id: int) -> None:
+        try:
+            self._delete(Product, product_id)
+        except IntegrityError:
+            raise Conflict("Product has orders") from None
+
+    def create_order(self, data: OrderIn) -> OrderPublic:
+        user = self._get(User, data.user_id)
+        product = self._get(Product, data.product_id)
+        order = Order(user=user, product=product, quantity=data.quantity, unit_price=product.price)
+        return OrderPublic.model_validate(self._add(order))
+
+    def get_order(self, order_id: int) -> OrderPublic:
+        order = self.session.scalar(orm.order_with_relations().where(Order.id == order_id))
+        if order is None:
+            raise NotFound("Order")
+        return OrderPublic.model_validate(order)
+
+    def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
+        self._get(User, user_id)
+        orders = self.session.scalars(
+            orm.order_with_relations()
+            .where(Order.user_id == user_id)
+            .order_by(Order.id)
+            .offset(skip)
+            .limit(limit)
+        )
+        return [OrderPublic.model_validate(order) for order in orders]
+
+    def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
+        rows = self.session.execute(orm.top_products(limit, since))
+        return [TopProduct.model_validate(row) for row in rows]
+
+    def summary(self) -> StoreSummary:
+        # Independent queries at once: one session (so one connection) each, on threads.
+        futures = [self.database.executor.submit(self.database.scalar, q) for q in orm.SUMMARY]
+        users, products, orders, revenue = (future.result() for future in futures)
+        return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
+
+    def sleep(self, seconds: float) -> None:
+        self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
+
+    def _get(self, model: type[Row], row_id: int) -> Row:
+        row = self.session.get(model, row_id)
+        if row is None:
+            raise NotFound(model.__name__)
+        return row
+
+    def _add(self, row: Row) -> Row:
+        self.session.add(row)
+        try:
+            self.session.commit()
+        except IntegrityError as error:
+            raise_for_constraint(error)
+        return row
+
+    def _update(self, model: type[Row], row_id: int, values: dict[str, Any]) -> Row:
+        # One UPDATE ... RETURNING round trip instead of SELECT, UPDATE and a refresh.
+        statement = update(model).where(model.id == row_id).values(values).returning(model)  # type: ignore[attr-defined]
+        try:
+            row = self.session.scalar(statement)
+            self.session.commit()
+        except IntegrityError as error:
+            raise_for_constraint(error)
+        if row is None:
+            raise NotFound(model.__name__)
+        return row
+
+    def _delete(self, model: type[Base], row_id: int) -> None:
+        result = self.session.execute(delete(model).where(model.id == row_id))  # type: ignore[attr-defined]
+        self.session.commit()
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(model.__name__)
+
+
+class OrmDatabase:
+    def __init__(self, sessions: sessionmaker[Session], executor: ThreadPoolExecutor) -> None:
+        self.sessions = sessions
+        self.executor = executor
+
+    @contextmanager
+    def store(self) -> Iterator[OrmStore]:
+        with self.sessions() as session:
+            yield OrmStore(session, self)
+
+    def scalar(self, statement: Executable) -> Any:
+        with self.sessions() as session:
+            return session.scalar(statement)
+
+    def ping(self) -> None:
+        self.scalar(text("SELECT 1"))
+
+
+@asynccontextmanager
+async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
+    engine = create_engine(url, **orm.engine_options(settings))
+    orm.track_pool(engine.pool, settings)
+    # Loaded attributes stay usable after commit: no refresh query to build the response.
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")
+    try:
+        yield OrmDatabase(sessions, executor)
+    finally:
+        executor.shutdown(cancel_futures=True)
+        engine.dispose()
