@@ -1,0 +1,62 @@
+"""PostgreSQL for pgarena: the embedded server, URL handling, migrations and seed data.
+
+`ensure_database(settings)` is the one call the CLI and the servers make before they touch
+the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+from psycopg import errors, sql
+from sqlalchemy.exc import SQLAlchemyError
+
+from pgarena.database.embedded import EmbeddedPostgres
+from pgarena.database.migrations import current_revision, head_revision, upgrade
+from pgarena.database.urls import hide_password, redact, url_for
+from pgarena.errors import UserError
+from pgarena.settings import Settings
+
+__all__ = ["create_database_if_missing", "ensure_database"]
+
+
+def ensure_database(settings: Settings) -> str:
+    """Make the configured database ready and return its libpq URL.
+
+    Without `settings.database_url`: start (or reuse) the embedded server in
+    `settings.data_dir` and create the database `settings.database_name` if missing. With it:
+    use the URL's database as is. Either way, apply pending migrations. A second call costs a
+    connection and a version check, not a migration run.
+    """
+    if settings.database_url is None:
+        server = EmbeddedPostgres(settings.data_dir)
+        server_url = server.start()
+        url = server.url(settings.database_name)
+    else:
+        server_url = None
+        url = url_for(settings.database_url, "libpq")
+
+    try:
+        if server_url is not None:
+            create_database_if_missing(server_url, settings.database_name)
+        if current_revision(url) != head_revision():
+            upgrade(url)
+    except (psycopg.Error, SQLAlchemyError, OSError) as error:
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        # Driver messages name the host and user, and a malformed URL may be echoed whole.
+        reason = hide_password(lines[0], url)
+        raise UserError(f"cannot prepare the database at {redact(url)}: {reason}") from None
+    return url
+
+
+def create_database_if_missing(server_url: str, name: str) -> None:
+    """Create database `name` on the server behind `server_url` (libpq URL) unless it exists."""
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if found.fetchone():
+            return
+        # Another process may create it between our check and our CREATE; depending on the
+        # timing PostgreSQL reports that as a duplicate database or a unique violation.
+        with contextlib.suppress(errors.DuplicateDatabase, errors.UniqueViolation):
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
