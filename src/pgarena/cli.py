@@ -12,7 +12,9 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from pgarena.database.cli import db_app
 from pgarena.errors import UserError
+from pgarena.report.cli import compare_command, report_command
 from pgarena.settings import Settings
 
 app = typer.Typer(
@@ -21,6 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+)
+app.add_typer(
+    db_app, name="db", help="The PostgreSQL database: embedded server, migrations, seed data."
 )
 
 
@@ -73,6 +78,10 @@ def stacks() -> None:
     for stack in STACKS.values():
         table.add_row(stack.name, f"{stack.style} def", stack.description)
     Console().print(table)
+
+
+app.command("report")(report_command)
+app.command("compare")(compare_command)
 
 
 def fail(message: str) -> None:

@@ -1,0 +1,68 @@
+"""Write a run's reports beside its result file: report.md, report.html and charts/*.png."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pgarena.errors import UserError
+from pgarena.report.charts import build_charts
+from pgarena.report.figures import build_figures
+from pgarena.report.html import render_html
+from pgarena.report.markdown import render_markdown
+from pgarena.report.source import read_results
+
+FORMATS = ("md", "html", "png")
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """'md,html' -> ('md', 'html'); UserError on an unknown format."""
+    formats = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    unknown = [part for part in formats if part not in FORMATS]
+    if unknown or not formats:
+        raise UserError(
+            f"unknown report format {', '.join(unknown) or repr(text)} "
+            f"(choose from {', '.join(FORMATS)})"
+        )
+    return formats
+
+
+def write_reports(
+    results_path: Path | str,
+    formats: Iterable[str] = FORMATS,
+    out_dir: Path | str | None = None,
+) -> list[Path]:
+    """Write the reports of one result file and return the paths written.
+
+    `formats` is any of "md" (report.md), "html" (report.html) and "png" (charts/*.png);
+    `out_dir` defaults to the result file's directory. The result file is the only
+    input: nothing is measured again.
+    """
+    results_path = Path(results_path)
+    formats = tuple(formats)
+    unknown = [fmt for fmt in formats if fmt not in FORMATS]
+    if unknown:
+        raise UserError(f"unknown report format {', '.join(unknown)} (choose from md, html, png)")
+    results = read_results(results_path)
+    source = results_path / "results.json" if results_path.is_dir() else results_path
+    out = Path(out_dir) if out_dir is not None else source.parent
+    out.mkdir(parents=True, exist_ok=True)
+
+    figures = build_figures(results)
+    charts = build_charts(figures) if {"png", "html"} & set(formats) else []
+    written: list[Path] = []
+    chart_paths: list[tuple[str | None, str]] = []
+    if "png" in formats:
+        for chart in charts:
+            path = chart.write_png(out / "charts")
+            written.append(path)
+            chart_paths.append((chart.workload, path.relative_to(out).as_posix()))
+    if "md" in formats:
+        path = out / "report.md"
+        path.write_text(render_markdown(figures, charts=chart_paths), encoding="utf-8")
+        written.append(path)
+    if "html" in formats:
+        path = out / "report.html"
+        path.write_text(render_html(figures, charts, source_name=source.name), encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,57 @@
+"""The `pgarena report` and `pgarena compare` commands.
+
+Heavy imports (matplotlib, scipy) happen inside the commands, so that `pgarena --help`
+and the other commands stay quick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def report_command(
+    results: Annotated[Path, typer.Argument(help="A result file (results.json) or its directory.")],
+    format: Annotated[
+        str, typer.Option("--format", help="Comma-separated: md, html, png.")
+    ] = "md,html,png",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the reports (default: beside the result file)."),
+    ] = None,
+) -> None:
+    """Write report.md, report.html and charts/*.png from a result file (never re-measures)."""
+    from pgarena.report.build import parse_formats, write_reports
+
+    for path in write_reports(results, parse_formats(format), out):
+        typer.echo(str(path))
+
+
+def compare_command(
+    base: Annotated[Path, typer.Argument(help="The result file to compare against.")],
+    new: Annotated[Path, typer.Argument(help="The result file under test.")],
+    threshold: Annotated[
+        str,
+        typer.Option(
+            "--threshold",
+            help="Only call a change when it is beyond this band, e.g. 5% (default 0%).",
+        ),
+    ] = "0%",
+    format: Annotated[str, typer.Option("--format", help="text, md or json.")] = "text",
+) -> None:
+    """Compare two result files cell by cell; exit 1 if NEW is significantly slower.
+
+    Exit codes: 0 no cell slower beyond the threshold, 1 some cell is, 2 usage error.
+    """
+    from pgarena.report.compare import compare_results, parse_threshold, render_comparison
+
+    fmt = format.strip().lower()
+    report = compare_results(base, new, threshold=parse_threshold(threshold))
+    typer.echo(render_comparison(report, fmt), nl=False)
+    if fmt == "json":
+        # Text and Markdown carry the warnings in their notes; JSON keeps stdout parseable.
+        for warning in report.warnings:
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    raise typer.Exit(report.exit_code)

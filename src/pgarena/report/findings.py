@@ -1,0 +1,165 @@
+"""'What this run says': sentences generated from the figures, and only what they support.
+
+A difference is stated only when its 95% interval excludes "no difference" (the verdict of
+`pgarena.bench.stats.compare`); everything else is said to be within noise. Unstable or
+failed measurements are named, so a reader knows which sentences to trust less.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pgarena.report.figures import CPU_PARTS, RunFigures, StackComparison
+from pgarena.report.formatting import DASH, difference_sentence, listing
+
+# How the CPU parts are named in sentences.
+CPU_PART_NAMES = {
+    "server": "the server",
+    "postgres": "PostgreSQL",
+    "generator": "the load generator",
+}
+
+
+def _bounded(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _called(comparison: StackComparison, figure: str) -> bool:
+    """True when the interval of the ratio is known and excludes 1 (a real difference)."""
+    result = getattr(comparison, figure)
+    return (
+        result is not None
+        and _bounded(result.ci95_low)
+        and _bounded(result.ci95_high)
+        and result.verdict in ("faster", "slower")
+    )
+
+
+def _undecided(comparison: StackComparison, figure: str) -> bool:
+    """True when there is no interval at all (one repeat), so nothing can be said."""
+    result = getattr(comparison, figure)
+    return result is None or result.ci95_low is None or result.ci95_high is None
+
+
+def _throughput_findings(figures: RunFigures) -> list[str]:
+    sentences = []
+    for workload in figures.workloads:
+        for stack in figures.stacks[1:]:
+            comparisons = [c for c in figures.comparisons_of(workload) if c.stack == stack]
+            if not comparisons:
+                continue
+            base = comparisons[0].base
+            called = [c for c in comparisons if _called(c, "rps")]
+            noise = [c for c in comparisons if not _called(c, "rps") and not _undecided(c, "rps")]
+            if not called and not noise:
+                continue
+            if not called:
+                levels = listing([str(c.concurrency) for c in noise])
+                sentences.append(
+                    f"On {workload}, {stack} and {base} are within noise of each other "
+                    f"at every concurrency measured ({levels})."
+                )
+                continue
+            parts = [
+                f"{difference_sentence(stack, base, c.rps)} at concurrency {c.concurrency}"
+                for c in called
+            ]
+            if noise:
+                levels = listing([str(c.concurrency) for c in noise])
+                parts.append(f"within noise at concurrency {levels}")
+            sentences.append(f"On {workload}: {'; '.join(parts)}.")
+    return sentences
+
+
+def _efficiency_findings(figures: RunFigures) -> list[str]:
+    sentences = []
+    for workload in figures.workloads:
+        for stack in figures.stacks[1:]:
+            called = [
+                c
+                for c in figures.comparisons_of(workload)
+                if c.stack == stack and _called(c, "requests_per_server_cpu_s")
+            ]
+            if not called:
+                continue
+            parts = [
+                difference_sentence(
+                    stack,
+                    c.base,
+                    c.requests_per_server_cpu_s,
+                    better="more efficient",
+                    worse="less efficient",
+                    as_good="as efficient",
+                )
+                + f" at concurrency {c.concurrency}"
+                for c in called
+            ]
+            sentences.append(f"Requests per server CPU-second on {workload}: {'; '.join(parts)}.")
+    return sentences
+
+
+def _cpu_findings(figures: RunFigures) -> list[str]:
+    shares = [cell.cpu_share for cell in figures.cells.values() if cell.cpu_share]
+    if not shares:
+        return []
+    ranges = []
+    for part in CPU_PARTS:
+        values = [share[part] for share in shares if part in share]
+        if values:
+            ranges.append(
+                f"{CPU_PART_NAMES[part]} {min(values) * 100:.0f}{DASH}{max(values) * 100:.0f}%"
+            )
+    cores = (figures.metadata.get("machine") or {}).get("cpu_count")
+    where = f"this {cores}-core machine" if cores else "this machine"
+    return [
+        f"Share of {where}'s CPU per cell (lowest{DASH}highest): {listing(ranges)}. "
+        "They ran on the same machine and competed for the same cores."
+    ]
+
+
+def _warning_findings(figures: RunFigures) -> list[str]:
+    sentences = []
+    warned = [cell for cell in figures.cells.values() if cell.warnings]
+    if warned:
+        names = [f"{cell.stack} on {cell.workload} at {cell.concurrency}" for cell in warned]
+        sentences.append(
+            f"{len(warned)} of {len(figures.cells)} measured cells carry a warning "
+            f"(unstable, errors or failures), so their verdicts deserve less trust: "
+            f"{listing(names)} (stack on workload at concurrency)."
+        )
+    single = [cell for cell in figures.cells.values() if cell.rps is not None and cell.rps.n < 2]
+    if single:
+        sentences.append(
+            f"{len(single)} cells have a single finished repeat: they have no interval, "
+            "so no difference is called for them."
+        )
+    return sentences
+
+
+def _run_findings(figures: RunFigures) -> list[str]:
+    sentences = []
+    status = figures.results.get("status")
+    if status and status != "complete":
+        finished = sum(len(cell.repeats) + len(cell.failures) for cell in figures.cells.values())
+        sentences.append(
+            f"This run is {status}: it holds {finished} measured repeats; "
+            "cells that never ran are missing from every table."
+        )
+    target = figures.metadata.get("target")
+    if target:
+        sentences.append(
+            f"Measured against an already running service ({target}): the server's CPU "
+            "and memory were not measured, so there are no per-CPU-second figures."
+        )
+    return sentences
+
+
+def findings(figures: RunFigures) -> list[str]:
+    """Plain sentences, each one backed by figures shown in the report's tables."""
+    return [
+        *_run_findings(figures),
+        *_throughput_findings(figures),
+        *_efficiency_findings(figures),
+        *_cpu_findings(figures),
+        *_warning_findings(figures),
+    ]

@@ -1,0 +1,216 @@
+"""The report's tables as data, so that Markdown and HTML show exactly the same figures.
+
+A `Table` is a header and rows of `Entry`s: the text a reader sees, a sort key for the
+HTML's sortable columns, and the warnings of the measurement the entry comes from.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgarena.report.figures import CPU_PARTS, CellFigures, RunFigures
+from pgarena.report.formatting import (
+    MISSING,
+    diff_interval,
+    diff_percent,
+    mean_with_interval,
+    mebibytes,
+    number,
+    percent,
+    verdict,
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One table cell: its text, how it sorts, and the warnings that concern it."""
+
+    text: str
+    sort: float | str | None = None
+    warnings: tuple[str, ...] = ()
+    kind: str = ""  # "faster" / "slower" / "noise" for verdicts, so HTML can colour them
+
+
+@dataclass(frozen=True)
+class Table:
+    """A header and rows; `numeric` says which columns hold numbers (right-aligned)."""
+
+    header: list[str]
+    rows: list[list[Entry]] = field(default_factory=list)
+    numeric: list[bool] = field(default_factory=list)
+
+
+def _figure(summary: Any, cell: CellFigures | None = None) -> Entry:
+    return Entry(
+        text=mean_with_interval(summary),
+        sort=summary.mean if summary is not None else None,
+        warnings=tuple(cell.warnings) if cell is not None else (),
+    )
+
+
+def _verdict_entry(comparison: Any, stack: str, base: str) -> Entry:
+    text = verdict(comparison, stack, base)
+    kind = {"faster": "faster", "slower": "slower"}.get(
+        comparison.verdict if comparison is not None else "", "noise"
+    )
+    return Entry(text=text, sort=text, kind=kind)
+
+
+def throughput_table(figures: RunFigures, workload: str) -> Table:
+    """Requests per second by concurrency, a column per stack, each stack vs the first."""
+    base = figures.base_stack or ""
+    others = figures.stacks[1:]
+    header = ["Concurrency", *[f"{stack} (req/s)" for stack in figures.stacks]]
+    numeric = [True] * (1 + len(figures.stacks))
+    for stack in others:
+        header += [f"{stack} vs {base}", "95% interval", "Verdict"]
+        numeric += [True, True, False]
+    table = Table(header=header, numeric=numeric)
+    for level in figures.levels_of(workload):
+        row = [Entry(str(level), level)]
+        for stack in figures.stacks:
+            cell = figures.cell(stack, workload, level)
+            row.append(_figure(cell.rps if cell else None, cell))
+        for stack in others:
+            comparison = figures.comparison(stack, workload, level)
+            rps = comparison.rps if comparison else None
+            row += [
+                Entry(diff_percent(rps), rps.ratio if rps else None),
+                Entry(diff_interval(rps), rps.ci95_low if rps else None),
+                _verdict_entry(rps, stack, base),
+            ]
+        table.rows.append(row)
+    return table
+
+
+def cpu_share_text(cell: CellFigures) -> str:
+    """'45.0% / 30.0% / 20.0%': server / PostgreSQL / generator share of the machine's CPU."""
+    share = cell.cpu_share
+    if not share:
+        return MISSING
+    return " / ".join(percent(share.get(part)) for part in CPU_PARTS)
+
+
+def latency_table(figures: RunFigures, workload: str) -> Table:
+    """p50/p99 latency, requests per server CPU-second, memory and CPU share per cell."""
+    table = Table(
+        header=[
+            "Concurrency",
+            "Stack",
+            "p50 (ms)",
+            "p99 (ms)",
+            "req / server CPU-s",
+            "Peak RSS (MiB)",
+            "CPU server / PG / generator",
+        ],
+        numeric=[True, False, True, True, True, True, True],
+    )
+    for cell in figures.cells_of(workload):
+        share = cell.cpu_share or {}
+        table.rows.append(
+            [
+                Entry(str(cell.concurrency), cell.concurrency),
+                Entry(cell.stack, cell.stack, tuple(cell.warnings)),
+                _figure(cell.latency_p50_ms),
+                _figure(cell.latency_p99_ms),
+                _figure(cell.requests_per_server_cpu_s),
+                Entry(mebibytes(cell.peak_rss_bytes), cell.peak_rss_bytes),
+                Entry(cpu_share_text(cell), share.get("server")),
+            ]
+        )
+    return table
+
+
+def warnings_of(figures: RunFigures, workload: str) -> list[str]:
+    """'async at concurrency 4: unstable: CV 14% > 10%' for every warned cell of a workload."""
+    cells = figures.cells_of(workload)
+    return [f"{cell.label}: {warning}" for cell in cells for warning in cell.warnings]
+
+
+def failure_table(figures: RunFigures) -> Table:
+    """One row per failed repeat: stack, workload, concurrency, repeat, reason."""
+    table = Table(
+        header=["Stack", "Workload", "Concurrency", "Repeat", "Reason"],
+        numeric=[False, False, True, True, False],
+    )
+    for cell in figures.failed_cells:
+        table.rows.append(
+            [
+                Entry(str(cell.get("stack"))),
+                Entry(str(cell.get("workload"))),
+                Entry(str(cell.get("concurrency")), cell.get("concurrency")),
+                Entry(str(cell.get("repeat")), cell.get("repeat")),
+                Entry(str(cell.get("error") or "unknown")),
+            ]
+        )
+    return table
+
+
+def _size(value: Any) -> str:
+    if isinstance(value, int | float) and value >= 2**30:
+        return f"{value / 2**30:.1f} GiB"
+    return str(value)
+
+
+def _pairs(block: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in block.items())
+
+
+def metadata_rows(figures: RunFigures) -> list[tuple[str, str]]:
+    """(name, value) pairs: where, how and with what the run was measured."""
+    meta, plan, results = figures.metadata, figures.plan, figures.results
+    machine = meta.get("machine") or {}
+    postgres = meta.get("postgres") or {}
+    rows: list[tuple[str, str]] = [
+        ("Status", str(results.get("status") or MISSING)),
+        ("Started", str(results.get("started_at") or MISSING)),
+        ("Finished", str(results.get("finished_at") or MISSING)),
+    ]
+    if machine:
+        rows += [
+            ("Machine", f"{machine.get('hostname', '?')}: {machine.get('cpu_model', '?')}"),
+            (
+                "CPUs / memory",
+                f"{machine.get('cpu_count', '?')} / {_size(machine.get('memory_bytes', '?'))}",
+            ),
+            ("OS / Python", f"{machine.get('os', '?')} / {machine.get('python', '?')}"),
+        ]
+    revision = meta.get("git_revision") or "unknown"
+    rows.append(("pgarena", f"{meta.get('pgarena_version', '?')} (git {revision})"))
+    if meta.get("target"):
+        rows.append(("Target", str(meta["target"])))
+    if postgres:
+        rows.append(("PostgreSQL", str(postgres.get("version", "?"))))
+        settings = postgres.get("settings") or {}
+        if settings:
+            rows.append(("PostgreSQL settings", _pairs(dict(sorted(settings.items())))))
+    for name, block in (("Server", meta.get("server")), ("Data", meta.get("data"))):
+        if block:
+            rows.append((name, _pairs(block)))
+    if plan:
+        rows.append(("Plan", _pairs({k: v for k, v in plan.items() if v is not None})))
+    packages = meta.get("packages") or {}
+    if packages:
+        rows.append(("Packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))))
+    return rows
+
+
+def command_line(figures: RunFigures) -> str:
+    """The command line that produced the run, as one shell line."""
+    return shlex.join(str(word) for word in figures.metadata.get("command_line") or [])
+
+
+def describe_plan(figures: RunFigures) -> str:
+    """'3 interleaved repeats of 10 s per cell after a 3 s warmup, closed loop'."""
+    plan = figures.plan
+    if plan.get("duration_s"):
+        length = f"{number(plan['duration_s'])} s"
+    elif plan.get("requests"):
+        length = f"{plan['requests']} requests"
+    else:
+        length = "unknown length"
+    mode = f"open loop at {plan.get('rate')} req/s" if plan.get("mode") == "open" else "closed loop"
+    warmup = f" after a {number(plan['warmup_s'])} s warmup" if plan.get("warmup_s") else ""
+    return f"{plan.get('repeats', '?')} interleaved repeats of {length} per cell{warmup}, {mode}"
