@@ -21,6 +21,7 @@ from hdrh.histogram import HdrHistogram
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from pgarena.bench.loadgen import new_histogram
 from pgarena.report.figures import CPU_PARTS, CellFigures, RunFigures
 
 STYLE = {
@@ -169,14 +170,12 @@ def efficiency_chart(figures: RunFigures, workload: str) -> Chart | None:
 
 def merged_histogram(cell: CellFigures) -> HdrHistogram | None:
     """The latency histogram of all repeats of a cell (HDR histograms add up exactly)."""
-    merged = None
+    if not cell.histograms:
+        return None
+    merged = new_histogram()  # the harness's range and precision
     for encoded in cell.histograms:
-        histogram = HdrHistogram.decode(encoded)
-        if merged is None:
-            merged = histogram
-        else:
-            merged.add(histogram)
-    return merged if merged is not None and merged.get_total_count() else None
+        merged.decode_and_add(encoded.encode("ascii"))
+    return merged if merged.get_total_count() else None
 
 
 def percentile_curve(histogram: HdrHistogram) -> tuple[list[float], list[float]]:
