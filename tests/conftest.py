@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -67,17 +67,30 @@ def template_database(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    """libpq URL of a fresh database for this test, cloned from the template, dropped after."""
-    name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_database)
+def fresh_database(postgres_url: str, template_database: str) -> Iterator[Callable[[], str]]:
+    """A function that makes one more fresh database (libpq URL); all are dropped after."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"test_{os.getpid()}_{next(_database_numbers)}"
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template_database)
+                )
             )
-        )
-    yield with_database(postgres_url, name)
-    drop_database(postgres_url, name)
+        names.append(name)
+        return with_database(postgres_url, name)
+
+    yield make
+    for name in names:
+        drop_database(postgres_url, name)
+
+
+@pytest.fixture
+def database_url(fresh_database: Callable[[], str]) -> str:
+    """libpq URL of a fresh database for this test, cloned from the template, dropped after."""
+    return fresh_database()
 
 
 @pytest.fixture

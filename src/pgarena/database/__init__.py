@@ -7,18 +7,17 @@ the database.
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
-import psycopg
-from psycopg import errors, sql
-from sqlalchemy.exc import SQLAlchemyError
-
-from pgarena.database.embedded import EmbeddedPostgres
-from pgarena.database.migrations import current_revision, head_revision, upgrade
-from pgarena.database.urls import hide_password, redact, url_for
 from pgarena.errors import UserError
-from pgarena.settings import Settings
+
+if TYPE_CHECKING:
+    from pgarena.settings import Settings
 
 __all__ = ["create_database_if_missing", "ensure_database"]
+
+# The drivers, SQLAlchemy and Alembic are imported inside the functions: every `pgarena`
+# command imports this package, and `pgarena --help` should not wait ~0.7 s for them.
 
 
 def ensure_database(settings: Settings) -> str:
@@ -29,9 +28,16 @@ def ensure_database(settings: Settings) -> str:
     use the URL's database as is. Either way, apply pending migrations. A second call costs a
     connection and a version check, not a migration run.
     """
+    import psycopg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pgarena.database.embedded import EmbeddedPostgres
+    from pgarena.database.migrations import current_revision, head_revision, upgrade
+    from pgarena.database.urls import hide_password, redact, url_for
+
     if settings.database_url is None:
         server = EmbeddedPostgres(settings.data_dir)
-        server_url = server.start()
+        server_url: str | None = server.start()
         url = server.url(settings.database_name)
     else:
         server_url = None
@@ -43,6 +49,8 @@ def ensure_database(settings: Settings) -> str:
         if current_revision(url) != head_revision():
             upgrade(url)
     except (psycopg.Error, SQLAlchemyError, OSError) as error:
+        # SQLAlchemy prefixes the driver's message with its class name; show the message.
+        error = getattr(error, "orig", None) or error
         lines = str(error).strip().splitlines() or [type(error).__name__]
         # Driver messages name the host and user, and a malformed URL may be echoed whole.
         reason = hide_password(lines[0], url)
@@ -52,6 +60,9 @@ def ensure_database(settings: Settings) -> str:
 
 def create_database_if_missing(server_url: str, name: str) -> None:
     """Create database `name` on the server behind `server_url` (libpq URL) unless it exists."""
+    import psycopg
+    from psycopg import errors, sql
+
     with psycopg.connect(server_url, autocommit=True) as connection:
         found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         if found.fetchone():

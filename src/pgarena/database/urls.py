@@ -33,9 +33,10 @@ _SCHEME_FOR_DRIVER: dict[str, str] = {
     "libpq": "postgresql",
 }
 
-# `scheme://user:PASSWORD@`: the password runs to the last `@` before the path, so an
-# unescaped `@` in it is still hidden completely. Also `?password=...` (libpq accepts it).
-_USERINFO_PASSWORD = re.compile(r"^(?P<head>[^:/?#]+://[^:@/?#]*:)[^/?#]+@")
+# `scheme://user:PASSWORD@` (scheme optional, as people forget it): the password runs to the
+# last `@` before the path, so an unescaped `@` in it is still hidden completely. Also
+# `?password=...`, which libpq accepts.
+_USERINFO_PASSWORD = re.compile(r"^(?P<head>(?:[^:/?#]+://)?[^:@/?#]*:)[^/?#]+@")
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#]*", re.IGNORECASE)
 
 
@@ -44,7 +45,7 @@ def redact(url: str | URL) -> str:
 
     Works on any string, even one that is not a valid URL, so error messages can use it.
     """
-    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+    text = _render(url) if isinstance(url, URL) else str(url)
     text = _USERINFO_PASSWORD.sub(r"\g<head>***@", text)
     return _QUERY_PASSWORD.sub(r"\g<head>***", text)
 
@@ -88,17 +89,31 @@ def url_for(url: str | URL, driver: Driver) -> str:
     elif "ssl" in query and "sslmode" not in query:
         query["sslmode"] = query.pop("ssl")
 
-    converted = parsed.set(
-        drivername=_SCHEME_FOR_DRIVER[driver],
-        # `user:@host` (empty password) means no password; render it as `user@host`.
-        password=parsed.password or None,
-        query={},
-    )
-    text = converted.render_as_string(hide_password=False)
-    if query:
+    return _render(parsed._replace(drivername=_SCHEME_FOR_DRIVER[driver], query=query))
+
+
+def _render(url: URL) -> str:
+    """`url` as text that libpq, asyncpg and SQLAlchemy all read back to the same parts.
+
+    Not `URL.render_as_string()`: it leaves spaces unescaped in user names and passwords,
+    which libpq rejects.
+    """
+    text = f"{url.drivername}://"
+    if url.username is not None:
+        text += quote(url.username, safe="")
+        if url.password:  # `user:@host` (empty password) means no password: `user@host`
+            text += ":" + quote(str(url.password), safe="")
+        text += "@"
+    if url.host:
+        text += f"[{url.host}]" if ":" in url.host else url.host
+    if url.port is not None:
+        text += f":{url.port}"
+    if url.database is not None:
+        text += "/" + quote(url.database, safe="")
+    if url.query:
         # Keep `/` readable (`?host=/run/postgresql`, not `%2Frun%2F...`): users copy these
         # URLs into psql. Every consumer decodes percent-escapes either way.
-        text += "?" + urlencode(query, doseq=True, safe="/", quote_via=quote)
+        text += "?" + urlencode(url.query, doseq=True, safe="/", quote_via=quote)
     return text
 
 
@@ -108,7 +123,6 @@ def hide_password(text: str, url: str | URL) -> str:
         password = (parse_database_url(url) if isinstance(url, str) else url).password
     except ValueError:
         password = None
-    text = redact(text)
     if password:
         for spelling in {password, quote(password, safe="")}:
             text = text.replace(spelling, "***")

@@ -9,6 +9,7 @@ in the ini file, then the `DATABASE_URL` environment variable.
 from __future__ import annotations
 
 import os
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import create_engine, pool, text
@@ -17,6 +18,8 @@ from pgarena.database.urls import url_for
 from pgarena.service.models import Base
 
 config = context.config
+if config.config_file_name is not None:  # the plain `alembic` command: log as Alembic does
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 target_metadata = Base.metadata
 
 # Several processes may start at once (server workers, parallel test sessions): the first one
