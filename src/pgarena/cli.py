@@ -12,6 +12,8 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from pgarena.bench.cli import calibrate as calibrate_command
+from pgarena.bench.cli import run as run_command
 from pgarena.database.cli import db_app
 from pgarena.errors import UserError
 from pgarena.report.cli import compare_command, report_command
@@ -80,6 +82,8 @@ def stacks() -> None:
     Console().print(table)
 
 
+app.command("run")(run_command)
+app.command("calibrate")(calibrate_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 

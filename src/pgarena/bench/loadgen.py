@@ -708,9 +708,12 @@ def _worker_main(control: Connection) -> None:
             stop_event = asyncio.Event()
 
             def on_control(event: asyncio.Event = stop_event) -> None:
-                # Only "stop" can arrive while a job runs.
+                # Only "stop" can arrive while a job runs. The loop made the descriptor
+                # non-blocking; a whole message is there, but recv wants blocking reads.
+                os.set_blocking(control.fileno(), True)
                 with contextlib.suppress(EOFError, OSError):
                     control.recv()
+                os.set_blocking(control.fileno(), False)
                 event.set()
 
             loop.add_reader(control.fileno(), on_control)
@@ -723,6 +726,7 @@ def _worker_main(control: Connection) -> None:
                 continue
             finally:
                 loop.remove_reader(control.fileno())
+                os.set_blocking(control.fileno(), True)
             control.send(("result", raw))
     except (EOFError, KeyboardInterrupt):
         return
@@ -739,16 +743,24 @@ class LoadGenerator:
     def __init__(self, processes: int = 1) -> None:
         if processes < 1:
             raise ValueError("processes must be >= 1")
-        context = multiprocessing.get_context("spawn")
-        self._workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
-        for _ in range(processes):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(
-                target=_worker_main, args=(child_end,), name="pgarena-loadgen", daemon=True
-            )
-            process.start()
-            child_end.close()
-            self._workers.append((process, parent_end))
+        self._context = multiprocessing.get_context("spawn")
+        self._workers = [self._spawn() for _ in range(processes)]
+
+    def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Connection]:
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, args=(child_end,), name="pgarena-loadgen", daemon=True
+        )
+        process.start()
+        child_end.close()
+        return process, parent_end
+
+    def _replace_dead_workers(self) -> None:
+        """A worker that died (killed, crashed) is replaced, so one bad cell stays one."""
+        for index, (process, control) in enumerate(self._workers):
+            if not process.is_alive():
+                control.close()
+                self._workers[index] = self._spawn()
 
     @property
     def pids(self) -> list[int]:
@@ -768,10 +780,14 @@ class LoadGenerator:
         the measured window (the runner snapshots resources there). `should_abort` is polled
         a few times a second; when it returns True the processes stop early.
         """
+        self._replace_dead_workers()
         jobs = split_job(job, len(self._workers))
         workers = self._workers[: len(jobs)]
-        for (_, control), part in zip(workers, jobs, strict=True):
-            control.send(("job", part))
+        try:
+            for (_, control), part in zip(workers, jobs, strict=True):
+                control.send(("job", part))
+        except OSError as error:
+            raise RuntimeError(f"load generator process unreachable: {error}") from None
         pending = {control: index for index, (_, control) in enumerate(workers)}
         results: dict[int, dict[str, Any]] = {}
         failures: list[str] = []
@@ -783,7 +799,8 @@ class LoadGenerator:
             if should_abort is not None and not aborted and should_abort():
                 aborted = True
                 for control in pending:
-                    control.send(("stop",))
+                    with contextlib.suppress(OSError):
+                        control.send(("stop",))
             for control in ready:
                 index = pending[control]
                 try:

@@ -1,0 +1,120 @@
+"""How good is the load generator? Measure it against `wrk` on the same server.
+
+For each concurrency level, `wrk` (C, one thread) and pgarena's generator (one process)
+load the same endpoint of the same server, one after the other, for the same time. The
+generator is fit for purpose when it reaches at least 90% of wrk's throughput: below that,
+it is the generator, not the server, that limits what is measured. The CPU each tool spends
+per request is reported too, since on a small machine it is taken from the server.
+"""
+
+from __future__ import annotations
+
+import re
+import resource
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from pgarena.bench.loadgen import LoadGenerator, LoadJob
+from pgarena.bench.workloads import Scenario, Step, Workload
+from pgarena.errors import UserError
+
+TARGET_RATIO = 0.90
+
+_WRK_RATE = re.compile(r"Requests/sec:\s*([\d.]+)")
+_WRK_TOTAL = re.compile(r"(\d+) requests in")
+_WRK_ERRORS = re.compile(r"Non-2xx or 3xx responses:\s*(\d+)")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One concurrency level: both tools' throughput and CPU per request."""
+
+    concurrency: int
+    wrk_rps: float
+    generator_rps: float
+    wrk_cpu_us_per_request: float | None
+    generator_cpu_us_per_request: float | None
+    generator_errors: int
+    wrk_errors: int
+
+    @property
+    def ratio(self) -> float:
+        """pgarena's throughput as a fraction of wrk's."""
+        return self.generator_rps / self.wrk_rps if self.wrk_rps else 0.0
+
+    @property
+    def passed(self) -> bool:
+        """At least 90% of wrk's throughput."""
+        return self.ratio >= TARGET_RATIO
+
+
+def wrk_path() -> str:
+    """The wrk binary, or a UserError saying how to get it."""
+    path = shutil.which("wrk")
+    if path is None:
+        raise UserError(
+            "wrk is not installed, so there is nothing to calibrate against "
+            "(Debian/Ubuntu: apt-get install wrk)"
+        )
+    return path
+
+
+def run_wrk(url: str, concurrency: int, duration_s: float) -> tuple[float, int, float, int]:
+    """(requests/s, requests, CPU seconds, non-2xx responses) of one wrk run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    completed = subprocess.run(
+        [wrk_path(), "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s", url],
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 60,
+        check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rate = _WRK_RATE.search(completed.stdout)
+    total = _WRK_TOTAL.search(completed.stdout)
+    if completed.returncode != 0 or rate is None or total is None:
+        reason = (completed.stderr or completed.stdout).strip().splitlines()
+        raise UserError(f"wrk failed: {reason[-1] if reason else completed.returncode}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    errors = _WRK_ERRORS.search(completed.stdout)
+    return float(rate.group(1)), int(total.group(1)), cpu, int(errors.group(1)) if errors else 0
+
+
+def calibrate(
+    host: str,
+    port: int,
+    path: str,
+    concurrency_levels: list[int],
+    duration_s: float,
+    warmup_s: float = 1.0,
+) -> list[Calibration]:
+    """Measure wrk and the generator on http://host:port/path at each concurrency level."""
+    wrk_path()  # fail before any load if it is missing
+    scenario = Scenario(1, (Step("GET", path),))
+    workload = Workload("calibration", f"GET {path}", "calibration", (scenario,))
+    url = f"http://{host}:{port}{path}"
+    results = []
+    run_wrk(url, concurrency_levels[0], 1)  # the server's first second is not representative
+    with LoadGenerator(1) as generator:
+        for concurrency in concurrency_levels:
+            job = LoadJob(
+                host, port, workload, concurrency, duration_s=duration_s, warmup_s=warmup_s
+            )
+            # wrk first, then the generator (which warms up its own connections first).
+            wrk_rps, wrk_requests, wrk_cpu, wrk_errors = run_wrk(url, concurrency, duration_s)
+            measured = generator.run(job)
+            results.append(
+                Calibration(
+                    concurrency=concurrency,
+                    wrk_rps=wrk_rps,
+                    generator_rps=measured.rps,
+                    wrk_cpu_us_per_request=wrk_cpu / wrk_requests * 1e6 if wrk_requests else None,
+                    generator_cpu_us_per_request=measured.generator_cpu_s / measured.requests * 1e6
+                    if measured.requests
+                    else None,
+                    generator_errors=measured.error_count,
+                    wrk_errors=wrk_errors,
+                )
+            )
+    return results

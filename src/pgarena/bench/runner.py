@@ -1,0 +1,363 @@
+"""The arena: run every cell of a plan and record it.
+
+For each cell the runner makes sure a server for the cell's stack is up (a fresh
+`pgarena serve` per cell, or one per stack and repeat), has the load generator processes
+warm it up and measure it, snapshots the resources used in the measured window, and appends
+the cell to the result file. A cell whose server never becomes healthy, dies, or answers
+nothing correctly is recorded as failed with the reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import pgarena
+from pgarena.bench import metadata
+from pgarena.bench.loadgen import LoadGenerator, LoadJob, LoadResult, Progress
+from pgarena.bench.plan import CellKey, Plan
+from pgarena.bench.resources import ResourceMonitor, WindowUsage, cpu_shares, postmaster_pid
+from pgarena.bench.results import ResultWriter, utc_now
+from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
+from pgarena.bench.workloads import RESET_POLICY, DataSizes
+from pgarena.errors import UserError
+
+_EMPTY_LATENCY = dict.fromkeys(("p50", "p90", "p99", "p99_9", "max", "mean"))
+
+
+class Reporter(Protocol):
+    """Receives what the runner does, for a progress display (all methods optional-ish)."""
+
+    def cell_started(self, index: int, total: int, key: CellKey) -> None: ...
+    def progress(self, reading: Progress) -> None: ...
+    def cell_finished(self, index: int, total: int, cell: dict[str, Any]) -> None: ...
+
+
+class SilentReporter:
+    """A reporter that shows nothing (tests, scripts)."""
+
+    def cell_started(self, index: int, total: int, key: CellKey) -> None:
+        """Nothing."""
+
+    def progress(self, reading: Progress) -> None:
+        """Nothing."""
+
+    def cell_finished(self, index: int, total: int, cell: dict[str, Any]) -> None:
+        """Nothing."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the load goes when no server is started (--target URL)."""
+
+    host: str
+    port: int
+    path_prefix: str
+    url: str
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        """Accept http://host[:port][/prefix]; anything else is a user error."""
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise UserError(f"--target must be an http://host[:port] URL, got {url!r}")
+        if parts.query or parts.fragment:
+            raise UserError("--target takes no query string or fragment")
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise UserError(f"--target has an invalid port: {url!r}") from None
+        return cls(parts.hostname, port, parts.path.rstrip("/"), url.rstrip("/"))
+
+
+@dataclass
+class RunConfig:
+    """How to run a plan: where the database and the output are, how servers start."""
+
+    plan: Plan
+    out_dir: Path
+    database_url: str | None = None  # libpq URL, ready and migrated (None with a target)
+    embedded_database: bool = False
+    target: Target | None = None
+    data: DataSizes = field(default_factory=DataSizes)
+    seed_seconds: float | None = None
+    server_options: ServerOptions = field(default_factory=ServerOptions)
+    generator_processes: int = 1
+    timeout_s: float = 10.0
+    notes: list[str] = field(default_factory=list)
+
+
+def build_metadata(config: RunConfig) -> dict[str, Any]:
+    """The `metadata` object of the result file."""
+    from pgarena.database.urls import redact
+
+    postgres = metadata.postgres(config.database_url)
+    if postgres is not None and config.database_url is not None:
+        postgres["database"] = redact(config.database_url)
+        postgres["embedded"] = config.embedded_database
+    options = config.server_options
+    notes = list(config.notes)
+    if config.target is not None:
+        notes.append(
+            "target mode: no server was started by pgarena; server CPU, memory and "
+            "PostgreSQL figures are absent (null)"
+        )
+    return {
+        "command_line": metadata.command_line(),
+        "git_revision": metadata.git_revision(),
+        "pgarena_version": pgarena.__version__,
+        "machine": metadata.machine(),
+        "packages": metadata.packages(),
+        "postgres": postgres,
+        "server": {
+            "pool_size": options.pool_size,
+            "max_overflow": options.max_overflow,
+            "threads": options.threads,
+            "workers": options.workers,
+            "server": None if config.target else (options.server or "uvicorn"),
+        },
+        "data": {
+            **config.data.to_dict(),
+            "reset": RESET_POLICY,
+            "seed_seconds": config.seed_seconds,
+        },
+        "target": config.target.url if config.target else None,
+        "generator": {
+            "kind": "pgarena raw HTTP/1.1 (asyncio + uvloop)",
+            "processes": config.generator_processes,
+            "timeout_s": config.timeout_s,
+        },
+        "notes": notes,
+    }
+
+
+def run_plan(config: RunConfig, reporter: Reporter | None = None) -> ResultWriter:
+    """Run every cell of `config.plan`, writing the result file as cells finish.
+
+    Returns the writer (its `path` and `document`). On KeyboardInterrupt (Ctrl-C, or
+    SIGTERM turned into one by the CLI) the file is marked "interrupted" and the exception
+    propagates; every finished cell is already on disk.
+    """
+    reporter = reporter or SilentReporter()
+    writer = ResultWriter(config.out_dir, build_metadata(config), config.plan.to_dict())
+    arena = _Arena(config, reporter, writer)
+    try:
+        arena.run()
+    except BaseException:
+        writer.finish("interrupted")
+        raise
+    writer.finish("complete")
+    return writer
+
+
+class _Arena:
+    def __init__(self, config: RunConfig, reporter: Reporter, writer: ResultWriter) -> None:
+        self.config = config
+        self.plan = config.plan
+        self.reporter = reporter
+        self.writer = writer
+        self.server: ServerProcess | None = None
+        self.server_block: tuple[int, str] | None = None
+        self.postgres_pid = (
+            postmaster_pid(config.database_url) if config.database_url is not None else None
+        )
+
+    def run(self) -> None:
+        cells = self.plan.cells()
+        with LoadGenerator(self.config.generator_processes) as generator:
+            try:
+                for index, key in enumerate(cells):
+                    self.reporter.cell_started(index, len(cells), key)
+                    cell = self.run_cell(generator, index, key)
+                    self.writer.add_cell(cell)
+                    self.reporter.cell_finished(index, len(cells), cell)
+            finally:
+                self.stop_server()
+
+    # -- servers --
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self.server, self.server_block = None, None
+
+    def server_for(self, index: int, key: CellKey) -> tuple[ServerProcess, float | None]:
+        """A healthy server for this cell, and its start time if it was started for it."""
+        block = (key.repeat, key.stack)
+        reuse = self.plan.server_lifetime == "stack" and self.server_block == block
+        if reuse and self.server is not None and self.server.exit_code() is None:
+            return self.server, None
+        self.stop_server()
+        assert self.config.database_url is not None
+        log = self.config.out_dir / "servers" / f"{index + 1:04d}-{key.stack}.log"
+        self.server = ServerProcess(
+            key.stack, self.config.database_url, self.config.server_options, log
+        )
+        self.server_block = block
+        return self.server, self.server.start_seconds
+
+    # -- one cell --
+
+    def run_cell(self, generator: LoadGenerator, index: int, key: CellKey) -> dict[str, Any]:
+        started_at = utc_now()
+        server: ServerProcess | None = None
+        server_start_s: float | None = None
+        try:
+            if key.workload.grows and self.config.database_url is not None:
+                self.reseed()
+            if self.plan.start_servers:
+                server, server_start_s = self.server_for(index, key)
+                host, port, prefix = server.host, server.port, ""
+            else:
+                assert self.config.target is not None
+                target = self.config.target
+                host, port, prefix = target.host, target.port, target.path_prefix
+        except ServerFailed as failure:
+            self.stop_server()
+            return _failed_cell(key, started_at, str(failure))
+
+        job = LoadJob(
+            host=host,
+            port=port,
+            workload=key.workload,
+            connections=key.concurrency,
+            duration_s=self.plan.duration_s,
+            requests=self.plan.requests,
+            warmup_s=self.plan.warmup_s,
+            rate=self.plan.rate,
+            data=self.config.data,
+            slow_ms=self.plan.slow_ms,
+            timeout_s=self.config.timeout_s,
+            path_prefix=prefix,
+            seed=index,
+        )
+        monitor = ResourceMonitor(
+            server.pid if server else None, self.postgres_pid, self.config.database_url
+        )
+        usage: list[WindowUsage] = []
+
+        def on_phase(phase: str) -> None:
+            if phase == "measuring":
+                monitor.start()
+            elif phase == "measured" and not usage:
+                usage.append(monitor.stop())
+
+        def server_died() -> bool:
+            return server is not None and server.exit_code() is not None
+
+        try:
+            result = generator.run(
+                job,
+                on_progress=self.reporter.progress,
+                on_phase=on_phase,
+                should_abort=server_died,
+            )
+        except RuntimeError as error:
+            if not usage:
+                # Cleanup after a failure must not hide the failure.
+                with contextlib.suppress(Exception):
+                    monitor.stop()
+            self.stop_server()
+            return _failed_cell(key, started_at, f"load generator failed: {error}")
+        if not usage:  # the window never opened or closed cleanly
+            usage.append(monitor.stop())
+
+        error = None
+        if server is not None and server.exit_code() is not None:
+            error = (
+                f"server exited with code {server.exit_code()} during the measurement: "
+                f"{server.last_log_line()}"
+            )
+            self.stop_server()
+        elif result.ok == 0:
+            kinds = ", ".join(f"{k}: {v}" for k, v in sorted(result.errors.items()) if v)
+            error = f"no correct answer in {result.requests} requests ({kinds or 'none sent'})"
+        if self.plan.server_lifetime == "cell":
+            self.stop_server()
+        cell = _measured_cell(key, started_at, result, usage[0], error)
+        cell["server_start_s"] = server_start_s
+        cell["server_log"] = (
+            str(server.log_path.relative_to(self.config.out_dir)) if server else None
+        )
+        return cell
+
+    def reseed(self) -> None:
+        from pgarena.database.seed import seed_database
+
+        assert self.config.database_url is not None
+        data = self.config.data
+        seed_database(
+            self.config.database_url, users=data.users, products=data.products, orders=data.orders
+        )
+
+
+def _failed_cell(key: CellKey, started_at: str, error: str) -> dict[str, Any]:
+    return {
+        "stack": key.stack,
+        "workload": key.workload.name,
+        "concurrency": key.concurrency,
+        "repeat": key.repeat,
+        "status": "failed",
+        "error": error,
+        "started_at": started_at,
+        "duration_s": None,
+        "requests": None,
+        "ok": None,
+        "rps": None,
+        "errors": {},
+        "latency_ms": dict(_EMPTY_LATENCY),
+        "histogram": None,
+        "warmup": {"duration_s": None, "requests": None},
+        "resources": {
+            "server_cpu_s": None,
+            "server_rss_peak_bytes": None,
+            "server_rss_mean_bytes": None,
+            "postgres_cpu_s": None,
+            "generator_cpu_s": None,
+            "db_connections_max": None,
+        },
+        "requests_per_server_cpu_s": None,
+        "cpu_share": {"server": None, "postgres": None, "generator": None, "other": None},
+        "server_start_s": None,
+        "server_log": None,
+    }
+
+
+def _measured_cell(
+    key: CellKey, started_at: str, result: LoadResult, usage: WindowUsage, error: str | None
+) -> dict[str, Any]:
+    server_cpu = usage.server_cpu_s
+    efficiency = result.ok / server_cpu if server_cpu else None
+    return {
+        "stack": key.stack,
+        "workload": key.workload.name,
+        "concurrency": key.concurrency,
+        "repeat": key.repeat,
+        "status": "failed" if error else "ok",
+        "error": error,
+        "started_at": started_at,
+        "mode": result.mode,
+        "duration_s": result.duration_s,
+        "requests": result.requests,
+        "ok": result.ok,
+        "rps": result.rps,
+        "errors": result.errors,
+        "latency_ms": result.latency_ms(),
+        "histogram": result.encoded_histogram(),
+        "warmup": {"duration_s": result.warmup_duration_s, "requests": result.warmup_requests},
+        "resources": {
+            "server_cpu_s": server_cpu,
+            "server_rss_peak_bytes": usage.server_rss_peak_bytes,
+            "server_rss_mean_bytes": usage.server_rss_mean_bytes,
+            "postgres_cpu_s": usage.postgres_cpu_s,
+            "generator_cpu_s": result.generator_cpu_s,
+            "db_connections_max": usage.db_connections_max,
+            "db_connections_active_max": usage.db_connections_active_max,
+            "machine_busy_cpu_s": usage.machine_busy_cpu_s,
+        },
+        "requests_per_server_cpu_s": efficiency,
+        "cpu_share": cpu_shares(usage, result.generator_cpu_s),
+    }

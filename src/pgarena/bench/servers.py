@@ -1,0 +1,172 @@
+"""Servers under test: one `pgarena serve` process, started, health-checked and stopped.
+
+Each server runs in its own session (process group), so stopping it reaches every worker
+and a Ctrl-C in the terminal reaches the harness, which then stops the server itself. On
+Linux the server is also told to die with the harness, so a killed run leaves no server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HEALTH_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+class ServerFailed(Exception):
+    """The server could not be started, or died; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """`pgarena serve` options shared by every server of a run (None: serve's default)."""
+
+    workers: int | None = None
+    threads: int | None = None
+    pool_size: int | None = None
+    max_overflow: int | None = None
+    server: str | None = None  # uvicorn | gunicorn | granian, once serve supports it
+
+    def arguments(self) -> list[str]:
+        """The options as `pgarena serve` arguments."""
+        arguments: list[str] = []
+        for flag, value in (
+            ("--workers", self.workers),
+            ("--threads", self.threads),
+            ("--pool-size", self.pool_size),
+            ("--max-overflow", self.max_overflow),
+            ("--server", self.server),
+        ):
+            if value is not None:
+                arguments += [flag, str(value)]
+        return arguments
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def health_ok(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when GET /health answers 200."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        response.read()
+        return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+class ServerProcess:
+    """A running `pgarena serve` for one stack."""
+
+    def __init__(
+        self,
+        stack: str,
+        database_url: str,
+        options: ServerOptions,
+        log_path: Path,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.stack = stack
+        self.host = host
+        self.port = free_port(host)
+        self.log_path = log_path
+        self.start_seconds: float | None = None
+        command = [
+            sys.executable, "-m", "pgarena", "serve",
+            "--stack", stack, "--host", host, "--port", str(self.port),
+            *options.arguments(),
+        ]  # fmt: skip
+        environment = {**os.environ, "DATABASE_URL": database_url}
+        environment.pop("PGARENA_DATABASE_URL", None)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.perf_counter() - started
+
+    @property
+    def pid(self) -> int:
+        """Process id of the server's main process (workers are its children)."""
+        return self.process.pid
+
+    def exit_code(self) -> int | None:
+        """None while the server runs, else its exit code (negative: killed by a signal)."""
+        return self.process.poll()
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise ServerFailed(
+                    f"server exited with code {code} before answering /health: "
+                    f"{self.last_log_line()}"
+                )
+            if health_ok(self.host, self.port):
+                return
+            time.sleep(0.05)
+        raise ServerFailed(f"server never became healthy within {HEALTH_TIMEOUT_S:.0f} s")
+
+    def last_log_line(self) -> str:
+        """The last non-empty line the server printed (why it failed, usually)."""
+        with contextlib.suppress(OSError):
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+            for line in reversed(lines):
+                if line.strip():
+                    return line.strip()[:300]
+        return "(no output)"
+
+    def stop(self) -> None:
+        """SIGTERM to the whole process group, SIGKILL if it lingers."""
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        # Workers may outlive a killed master: clear the group either way.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
