@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pgarena.database import create_database_if_missing
+from pgarena.database import create_database_if_missing, drop_database
 from pgarena.database.embedded import EmbeddedPostgres
 from pgarena.database.migrations import upgrade
 from pgarena.database.seed import seed_database
@@ -26,14 +26,6 @@ from pgarena.settings import Settings
 # One template per pytest-xdist worker, should anyone run the suite in parallel.
 TEMPLATE_DATABASE = "pgarena_template" + os.environ.get("PYTEST_XDIST_WORKER", "")
 _database_numbers = itertools.count(1)
-
-
-def drop_database(server_url: str, name: str) -> None:
-    """Drop database `name`, ending any sessions still connected to it."""
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pgarena.errors import UserError
 if TYPE_CHECKING:
     from pgarena.settings import Settings
 
-__all__ = ["create_database_if_missing", "ensure_database"]
+__all__ = ["create_database_if_missing", "drop_database", "ensure_database"]
 
 # The drivers, SQLAlchemy and Alembic are imported inside the functions: every `pgarena`
 # command imports this package, and `pgarena --help` should not wait ~0.7 s for them.
@@ -71,3 +71,14 @@ def create_database_if_missing(server_url: str, name: str) -> None:
         # timing PostgreSQL reports that as a duplicate database or a unique violation.
         with contextlib.suppress(errors.DuplicateDatabase, errors.UniqueViolation):
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop database `name` if it exists, ending any sessions still connected to it."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

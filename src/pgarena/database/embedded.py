@@ -158,17 +158,17 @@ class EmbeddedPostgres:
     def _check_data_dir(self) -> None:
         """Refuse a data directory initdb cannot use, with a message saying why."""
         path = self.data_dir
-        if path.exists() and not path.is_dir():
-            raise UserError(f"data directory {path} exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()) and not (path / "PG_VERSION").exists():
-            raise UserError(
-                f"data directory {path} is not empty and holds no PostgreSQL data; "
-                "choose another --data-dir"
-            )
         try:
+            if path.exists() and not path.is_dir():
+                raise UserError(f"data directory {path} exists and is not a directory")
+            if path.is_dir() and any(path.iterdir()) and not (path / "PG_VERSION").exists():
+                raise UserError(
+                    f"data directory {path} is not empty and holds no PostgreSQL data; "
+                    "choose another --data-dir"
+                )
             path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise UserError(f"cannot create data directory {path}: {error.strerror}") from None
+            raise UserError(f"cannot use data directory {path}: {error.strerror}") from None
 
 
 def _system_user() -> str | None:

