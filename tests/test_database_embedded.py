@@ -103,6 +103,20 @@ def test_ensure_database_creates_and_migrates_then_reuses(
         EmbeddedPostgres(settings.data_dir).stop()
 
 
+def test_server_that_cannot_start_is_a_one_line_error_with_its_reason(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "pg")
+    server.start()
+    server.stop()
+    with (server.data_dir / "postgresql.conf").open("a") as config:
+        config.write("max_connections = plenty\n")
+    with pytest.raises(UserError) as raised:
+        server.start()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "could not start" in message and "contains errors" in message
+    assert str(server.data_dir / "log") in message
+
+
 def test_data_dir_that_is_a_file_is_a_one_line_user_error(tmp_path: Path) -> None:
     path = tmp_path / "file"
     path.write_text("not a directory")

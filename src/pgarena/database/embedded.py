@@ -94,10 +94,8 @@ class EmbeddedPostgres:
                 # and would hand back a stale one after stop() in the same process.
                 _ConfiguredServer(self.data_dir, cleanup_mode=None)
             except (subprocess.SubprocessError, OSError, AssertionError, RuntimeError):
-                log = self.data_dir / "log"
-                hint = f"; see {log}" if log.exists() else ""
                 raise UserError(
-                    f"could not start the embedded PostgreSQL in {self.data_dir}{hint}"
+                    f"could not start the embedded PostgreSQL in {self.data_dir}{self._log_hint()}"
                 ) from None
         return self.url("postgres")
 
@@ -154,6 +152,16 @@ class EmbeddedPostgres:
         if info is None or not info.is_running() or info.status != "ready":
             return None
         return info
+
+    def _log_hint(self) -> str:
+        """The server log's last fatal message and where the log is, for an error message."""
+        log = self.data_dir / "log"
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        fatal = [line[line.index("FATAL:") :].strip() for line in lines if "FATAL:" in line]
+        return f": {fatal[-1]} (see {log})" if fatal else f" (see {log})"
 
     def _check_data_dir(self) -> None:
         """Refuse a data directory initdb cannot use, with a message saying why."""

@@ -37,7 +37,10 @@ def database_url() -> str:
     )
     if not url:
         raise SystemExit("no database URL: set DATABASE_URL or pass `-x url=postgresql://...`")
-    return url_for(url, "psycopg2")
+    try:
+        return url_for(url, "psycopg2")
+    except ValueError as error:  # a one-line message (password redacted), not a traceback
+        raise SystemExit(str(error)) from None
 
 
 def run_migrations_offline() -> None:
