@@ -1,7 +1,8 @@
 """How good is the load generator? Measure it against `wrk` on the same server.
 
 For each concurrency level, `wrk` (C, one thread) and pgarena's generator (one process)
-load the same endpoint of the same server, one after the other, for the same time. The
+load the same endpoint of the same server, one after the other, for the same time, in
+alternating order over a few rounds. The
 generator is fit for purpose when it reaches at least 90% of wrk's throughput: below that,
 it is the generator, not the server, that limits what is measured. The CPU each tool spends
 per request is reported too, since on a small machine it is taken from the server.
@@ -12,10 +13,11 @@ from __future__ import annotations
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 from dataclasses import dataclass
 
-from pgarena.bench.loadgen import LoadGenerator, LoadJob
+from pgarena.bench.loadgen import LoadGenerator, LoadJob, LoadResult
 from pgarena.bench.workloads import Scenario, Step, Workload
 from pgarena.errors import UserError
 
@@ -37,6 +39,7 @@ class Calibration:
     generator_cpu_us_per_request: float | None
     generator_errors: int
     wrk_errors: int
+    rounds: int = 1
 
     @property
     def ratio(self) -> float:
@@ -87,9 +90,15 @@ def calibrate(
     path: str,
     concurrency_levels: list[int],
     duration_s: float,
+    rounds: int = 3,
     warmup_s: float = 1.0,
 ) -> list[Calibration]:
-    """Measure wrk and the generator on http://host:port/path at each concurrency level."""
+    """Measure wrk and the generator on http://host:port/path at each concurrency level.
+
+    Each level runs `rounds` rounds; a round runs both tools one after the other, and the
+    order alternates between rounds so neither always meets a warmer server. The figures
+    are the medians over the rounds: on a shared machine single runs swing by 2x.
+    """
     wrk_path()  # fail before any load if it is missing
     scenario = Scenario(1, (Step("GET", path),))
     workload = Workload("calibration", f"GET {path}", "calibration", (scenario,))
@@ -101,20 +110,32 @@ def calibrate(
             job = LoadJob(
                 host, port, workload, concurrency, duration_s=duration_s, warmup_s=warmup_s
             )
-            # wrk first, then the generator (which warms up its own connections first).
-            wrk_rps, wrk_requests, wrk_cpu, wrk_errors = run_wrk(url, concurrency, duration_s)
-            measured = generator.run(job)
+            wrk_runs: list[tuple[float, int, float, int]] = []
+            generator_runs: list[LoadResult] = []
+            for round_index in range(rounds):
+                if round_index % 2 == 0:
+                    wrk_runs.append(run_wrk(url, concurrency, duration_s))
+                    generator_runs.append(generator.run(job))
+                else:
+                    generator_runs.append(generator.run(job))
+                    wrk_runs.append(run_wrk(url, concurrency, duration_s))
+            wrk_requests = sum(run[1] for run in wrk_runs)
+            generator_requests = sum(run.requests for run in generator_runs)
+            generator_cpu = sum(run.generator_cpu_s for run in generator_runs)
             results.append(
                 Calibration(
                     concurrency=concurrency,
-                    wrk_rps=wrk_rps,
-                    generator_rps=measured.rps,
-                    wrk_cpu_us_per_request=wrk_cpu / wrk_requests * 1e6 if wrk_requests else None,
-                    generator_cpu_us_per_request=measured.generator_cpu_s / measured.requests * 1e6
-                    if measured.requests
+                    wrk_rps=statistics.median(run[0] for run in wrk_runs),
+                    generator_rps=statistics.median(run.rps for run in generator_runs),
+                    wrk_cpu_us_per_request=sum(run[2] for run in wrk_runs) / wrk_requests * 1e6
+                    if wrk_requests
                     else None,
-                    generator_errors=measured.error_count,
-                    wrk_errors=wrk_errors,
+                    generator_cpu_us_per_request=generator_cpu / generator_requests * 1e6
+                    if generator_requests
+                    else None,
+                    generator_errors=sum(run.error_count for run in generator_runs),
+                    wrk_errors=sum(run[3] for run in wrk_runs),
+                    rounds=rounds,
                 )
             )
     return results

@@ -446,7 +446,10 @@ def calibrate(
     concurrency: Annotated[
         str, typer.Option(help="Comma-separated connection counts (the presets' levels).")
     ] = "10,50,100",
-    duration: Annotated[str, typer.Option(help="Measured time per tool and level.")] = "5s",
+    duration: Annotated[str, typer.Option(help="Measured time per tool, level and round.")] = "4s",
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds per level (medians are compared).")
+    ] = 3,
     target: Annotated[
         str | None, typer.Option(help="Load a running service at this http:// URL instead.")
     ] = None,
@@ -485,7 +488,7 @@ def calibrate(
         host, port, prefix = server.host, server.port, ""
     try:
         with console.status(f"measuring wrk and pgarena on {prefix + path}, {seconds:g} s each"):
-            results = measure(host, port, prefix + path, levels, seconds)
+            results = measure(host, port, prefix + path, levels, seconds, rounds)
     finally:
         if server is not None:
             server.stop()
