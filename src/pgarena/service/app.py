@@ -18,7 +18,7 @@ from pgarena.database.urls import url_for
 from pgarena.errors import UserError
 from pgarena.service.errors import install_unavailable_handler
 from pgarena.service.metrics import MetricsMiddleware, mark_worker_stopped
-from pgarena.service.routes import async_api, operations, sync_api
+from pgarena.service.routes import async_api, operations, sync_api, techempower
 from pgarena.service.stacks import get_stack
 from pgarena.settings import Settings
 
@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.stack = stack
     app.include_router(operations.router)
+    app.include_router(techempower.router)
     app.include_router(sync_api.router if stack.style == "sync" else async_api.router)
     install_unavailable_handler(app, implementation.UNAVAILABLE)
     app.add_middleware(MetricsMiddleware)

@@ -6,12 +6,21 @@ client ever sees, so nothing internal can leak into a response.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, computed_field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    computed_field,
+)
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 # PostgreSQL `integer` ids: anything outside this range is a client error, not a driver error.
 INT32_MAX = 2_147_483_647
@@ -20,6 +29,16 @@ Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,50}$")]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+
+CENT = Decimal("0.01")
+# Money leaves the service with exactly two decimal places, on every stack: the ORM stacks
+# answer a create with the value the client sent ("12.5"), a sum of nothing is "0", while
+# PostgreSQL's numeric(12, 2) says "12.50".
+Money = Annotated[Decimal, AfterValidator(lambda amount: amount.quantize(CENT))]
+
+# asyncpg hands timestamps back in UTC, psycopg in the session's TimeZone: normalise, so
+# every stack writes the same `created_at` whatever the server's time zone is.
+UtcDatetime = Annotated[datetime, AfterValidator(lambda moment: moment.astimezone(UTC))]
 
 # Path and query parameters, declared once so every stack's routes validate alike.
 IdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
@@ -53,7 +72,7 @@ class ProductPublic(Public):
     id: int
     name: str
     description: str | None
-    price: Decimal
+    price: Money
     sku: str
 
 
@@ -66,8 +85,8 @@ class OrderIn(BaseModel):
 class OrderPublic(Public):
     id: int
     quantity: int
-    unit_price: Decimal
-    created_at: datetime
+    unit_price: Money
+    created_at: UtcDatetime
     user: UserPublic
     product: ProductPublic
 
@@ -83,7 +102,7 @@ class TopProduct(Public):
     sku: str
     orders: int
     units: int
-    revenue: Decimal
+    revenue: Money
 
 
 class StoreSummary(Public):
@@ -92,7 +111,7 @@ class StoreSummary(Public):
     users: int
     products: int
     orders: int
-    revenue: Decimal
+    revenue: Money
 
 
 class Message(BaseModel):
@@ -101,3 +120,15 @@ class Message(BaseModel):
 
 class Slept(BaseModel):
     slept_ms: int
+
+
+# TechEmpower Framework Benchmarks rows. Plain dicts rather than models: the raw stacks get
+# them from the driver as they are, and they serialise without a validation pass.
+class WorldPublic(TypedDict):
+    id: int
+    randomNumber: int
+
+
+class FortunePublic(TypedDict):
+    id: int
+    message: str

@@ -8,8 +8,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
 from pgarena.service.metrics import USERS_CREATED
+from pgarena.service.routes import techempower as tfb
 from pgarena.service.schemas import (
     IdPath,
     Limit,
@@ -24,6 +26,7 @@ from pgarena.service.schemas import (
     TopProduct,
     UserIn,
     UserPublic,
+    WorldPublic,
 )
 from pgarena.service.stacks.interface import AsyncDatabase, AsyncStore
 
@@ -129,3 +132,27 @@ async def slow(db: Store, ms: Annotated[int, Query(ge=0, le=10_000)] = 50) -> Sl
     """Hold a connection while PostgreSQL sleeps: the regime where async is said to win."""
     await db.sleep(ms / 1000)
     return Slept(slept_ms=ms)
+
+
+@router.get("/db", tags=["techempower"], response_model=WorldPublic)
+async def single_query(db: Store) -> Response:
+    """One random `world` row."""
+    return tfb.json_response(await db.get_world(tfb.random_id()))
+
+
+@router.get("/queries", tags=["techempower"], response_model=list[WorldPublic])
+async def multiple_queries(db: Store, queries: str | None = None) -> Response:
+    """`queries` random `world` rows (1..500, leniently parsed), one statement each."""
+    return tfb.json_response(await db.get_worlds(tfb.random_ids(queries)))
+
+
+@router.get("/updates", tags=["techempower"], response_model=list[WorldPublic])
+async def updates(db: Store, queries: str | None = None) -> Response:
+    """`queries` random `world` rows, each given and stored a new random number."""
+    return tfb.json_response(await db.update_worlds(tfb.new_random_numbers(queries)))
+
+
+@router.get("/fortunes", tags=["techempower"], response_class=HTMLResponse)
+async def fortunes(db: Store) -> HTMLResponse:
+    """Every fortune plus one added at request time, sorted by message, as HTML."""
+    return tfb.fortunes_page(await db.list_fortunes())

@@ -45,6 +45,10 @@ STACKS: dict[str, Stack] = {
               "SQLAlchemy 2 ORM Session on psycopg 3, def endpoints"),
         Stack("async-psycopg3", "async", "psycopg", "orm_async",
               "SQLAlchemy 2 ORM AsyncSession on psycopg 3, async def endpoints"),
+        Stack("async-raw", "async", "libpq", "raw_asyncpg",
+              "asyncpg's own pool and SQL text, no ORM, async def endpoints"),
+        Stack("sync-raw", "sync", "libpq", "raw_psycopg",
+              "psycopg 3 ConnectionPool and SQL text, no ORM, def endpoints"),
     )
 }  # fmt: skip
 

@@ -3,16 +3,23 @@
 The two protocols are the same list of operations; the async one is awaited. Each
 operation returns public schemas and raises `NotFound`/`Conflict` from
 `pgarena.service.errors`, so routes stay one line long and identical across stacks.
+
+The TechEmpower operations follow the published rules: `get_worlds` runs one statement per
+id (no `IN (...)`, no cache); `update_worlds` reads each row with its own statement, then
+writes every new number in one batch, in id order so concurrent requests cannot deadlock.
+A store takes its connection on first use, not when it is created, so a request that runs
+its queries elsewhere (`summary`) never holds one connection while waiting for others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
 from pgarena.service.schemas import (
+    FortunePublic,
     OrderIn,
     OrderPublic,
     ProductIn,
@@ -21,6 +28,7 @@ from pgarena.service.schemas import (
     TopProduct,
     UserIn,
     UserPublic,
+    WorldPublic,
 )
 
 
@@ -46,6 +54,11 @@ class SyncStore(Protocol):
     def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]: ...
     def summary(self) -> StoreSummary: ...
     def sleep(self, seconds: float) -> None: ...
+
+    def get_world(self, world_id: int) -> WorldPublic: ...
+    def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]: ...
+    def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]: ...
+    def list_fortunes(self) -> list[FortunePublic]: ...
 
 
 class SyncDatabase(Protocol):
@@ -77,6 +90,11 @@ class AsyncStore(Protocol):
     async def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]: ...
     async def summary(self) -> StoreSummary: ...
     async def sleep(self, seconds: float) -> None: ...
+
+    async def get_world(self, world_id: int) -> WorldPublic: ...
+    async def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]: ...
+    async def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]: ...
+    async def list_fortunes(self) -> list[FortunePublic]: ...
 
 
 class AsyncDatabase(Protocol):

@@ -11,21 +11,28 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.pool import Pool
 
 from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
-from pgarena.service.models import Base, Order, Product, User
+from pgarena.service.models import Base, Order, Product, User, World
+from pgarena.service.schemas import WorldPublic
 from pgarena.settings import Settings
 
 Row = TypeVar("Row", bound=Base)
 
 
-def engine_options(settings: Settings) -> dict[str, Any]:
+def engine_options(settings: Settings, url: str) -> dict[str, Any]:
     """Pool settings for `create_engine` and `create_async_engine` alike."""
-    return {
+    options: dict[str, Any] = {
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout,
         # No pool_pre_ping: it costs a round trip per request; a connection broken by a
         # database restart fails one request (503) and is then replaced.
     }
+    if url.startswith("postgresql+psycopg2:"):
+        # psycopg2's executemany is one round trip per row; execute_batch sends the ORM's
+        # flush of many UPDATEs (TechEmpower /updates) in pages of 100. asyncpg and
+        # psycopg 3 batch executemany by themselves.
+        options["executemany_mode"] = "values_plus_batch"
+    return options
 
 
 def track_pool(pool: Pool, settings: Settings) -> None:
@@ -70,3 +77,7 @@ SUMMARY = (
     select(func.count()).select_from(Order),
     select(func.coalesce(func.sum(Order.quantity * Order.unit_price), 0)),
 )
+
+
+def world_public(world: World) -> WorldPublic:
+    return {"id": world.id, "randomNumber": world.randomnumber}

@@ -8,7 +8,7 @@ execution model differs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -19,8 +19,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
-from pgarena.service.models import Base, Order, Product, User
+from pgarena.service.models import Base, Fortune, Order, Product, User, World
 from pgarena.service.schemas import (
+    FortunePublic,
     OrderIn,
     OrderPublic,
     ProductIn,
@@ -29,6 +30,7 @@ from pgarena.service.schemas import (
     TopProduct,
     UserIn,
     UserPublic,
+    WorldPublic,
 )
 from pgarena.service.stacks import orm
 from pgarena.service.stacks.orm import Row
@@ -119,6 +121,26 @@ class OrmStore:
     async def sleep(self, seconds: float) -> None:
         await self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
 
+    async def get_world(self, world_id: int) -> WorldPublic:
+        return orm.world_public(await self._get(World, world_id))
+
+    async def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
+        # session.get, the ORM's load by primary key: the identity map lives for one request
+        # and a request's ids are distinct, so each id costs one statement.
+        return [orm.world_public(await self._get(World, world_id)) for world_id in world_ids]
+
+    async def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]:
+        worlds = [await self._get(World, world_id) for world_id in new_numbers]
+        for world in worlds:
+            world.randomnumber = new_numbers[world.id]
+        # The flush sends the UPDATEs as one executemany, sorted by primary key.
+        await self.session.commit()
+        return [orm.world_public(world) for world in worlds]
+
+    async def list_fortunes(self) -> list[FortunePublic]:
+        fortunes = await self.session.scalars(select(Fortune))
+        return [{"id": fortune.id, "message": fortune.message} for fortune in fortunes]
+
     async def _get(self, model: type[Row], row_id: int) -> Row:
         row = await self.session.get(model, row_id)
         if row is None:
@@ -171,7 +193,7 @@ class OrmDatabase:
 
 @asynccontextmanager
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
-    engine = create_async_engine(url, **orm.engine_options(settings))
+    engine = create_async_engine(url, **orm.engine_options(settings, url))
     orm.track_pool(engine.sync_engine.pool, settings)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
     sessions = async_sessionmaker(engine, expire_on_commit=False)

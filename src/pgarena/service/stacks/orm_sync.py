@@ -6,7 +6,7 @@ execution model differs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
@@ -18,8 +18,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
-from pgarena.service.models import Base, Order, Product, User
+from pgarena.service.models import Base, Fortune, Order, Product, User, World
 from pgarena.service.schemas import (
+    FortunePublic,
     OrderIn,
     OrderPublic,
     ProductIn,
@@ -28,6 +29,7 @@ from pgarena.service.schemas import (
     TopProduct,
     UserIn,
     UserPublic,
+    WorldPublic,
 )
 from pgarena.service.stacks import orm
 from pgarena.service.stacks.orm import Row
@@ -114,6 +116,26 @@ class OrmStore:
     def sleep(self, seconds: float) -> None:
         self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
 
+    def get_world(self, world_id: int) -> WorldPublic:
+        return orm.world_public(self._get(World, world_id))
+
+    def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
+        # session.get, the ORM's load by primary key: the identity map lives for one request
+        # and a request's ids are distinct, so each id costs one statement.
+        return [orm.world_public(self._get(World, world_id)) for world_id in world_ids]
+
+    def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]:
+        worlds = [self._get(World, world_id) for world_id in new_numbers]
+        for world in worlds:
+            world.randomnumber = new_numbers[world.id]
+        # The flush sends the UPDATEs as one executemany, sorted by primary key.
+        self.session.commit()
+        return [orm.world_public(world) for world in worlds]
+
+    def list_fortunes(self) -> list[FortunePublic]:
+        fortunes = self.session.scalars(select(Fortune))
+        return [{"id": fortune.id, "message": fortune.message} for fortune in fortunes]
+
     def _get(self, model: type[Row], row_id: int) -> Row:
         row = self.session.get(model, row_id)
         if row is None:
@@ -167,7 +189,7 @@ class OrmDatabase:
 
 @asynccontextmanager
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
-    engine = create_engine(url, **orm.engine_options(settings))
+    engine = create_engine(url, **orm.engine_options(settings, url))
     orm.track_pool(engine.pool, settings)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
     sessions = sessionmaker(engine, expire_on_commit=False)

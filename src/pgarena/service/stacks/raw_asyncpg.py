@@ -1,0 +1,230 @@
+"""Stack `async-raw`: asyncpg's own pool and SQL text, no ORM: the async driver's ceiling.
+
+Read it side by side with `raw_psycopg.py`: the statements (in `raw.py`) are the same,
+only the execution model differs. asyncpg prepares every statement on first use and keeps
+it in its per-connection cache, so each request runs prepared statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
+from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
+from pgarena.service.schemas import (
+    FortunePublic,
+    OrderIn,
+    OrderPublic,
+    ProductIn,
+    ProductPublic,
+    StoreSummary,
+    TopProduct,
+    UserIn,
+    UserPublic,
+    WorldPublic,
+)
+from pgarena.service.stacks import raw
+from pgarena.settings import Settings
+
+# OSError covers a refused or dropped socket and, since Python 3.11, the pool's TimeoutError.
+UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection that went away
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
+)
+
+
+class RawStore:
+    def __init__(self, database: RawDatabase) -> None:
+        self.database = database
+        self._connection: PoolConnectionProxy | None = None
+
+    async def get_user(self, user_id: int) -> UserPublic:
+        return raw.user_public(await self._one("User", raw.GET_USER, user_id))
+
+    async def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
+        rows = await (await self._db()).fetch(raw.LIST_USERS, skip, limit)
+        return [raw.user_public(row) for row in rows]
+
+    async def create_user(self, data: UserIn) -> UserPublic:
+        return raw.user_public(await self._write(raw.CREATE_USER, data.username, data.email))
+
+    async def update_user(self, user_id: int, data: UserIn) -> UserPublic:
+        row = await self._write(raw.UPDATE_USER, user_id, data.username, data.email)
+        if row is None:
+            raise NotFound("User")
+        return raw.user_public(row)
+
+    async def delete_user(self, user_id: int) -> None:
+        await self._one("User", raw.DELETE_USER, user_id)
+
+    async def get_product(self, product_id: int) -> ProductPublic:
+        return raw.product_public(await self._one("Product", raw.GET_PRODUCT, product_id))
+
+    async def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
+        rows = await (await self._db()).fetch(raw.LIST_PRODUCTS, skip, limit)
+        return [raw.product_public(row) for row in rows]
+
+    async def create_product(self, data: ProductIn) -> ProductPublic:
+        row = await self._write(
+            raw.CREATE_PRODUCT, data.name, data.description, data.price, data.sku
+        )
+        return raw.product_public(row)
+
+    async def update_product(self, product_id: int, data: ProductIn) -> ProductPublic:
+        row = await self._write(
+            raw.UPDATE_PRODUCT, product_id, data.name, data.description, data.price, data.sku
+        )
+        if row is None:
+            raise NotFound("Product")
+        return raw.product_public(row)
+
+    async def delete_product(self, product_id: int) -> None:
+        try:
+            await self._one("Product", raw.DELETE_PRODUCT, product_id)
+        except asyncpg.IntegrityConstraintViolationError:  # RESTRICT: the product was sold
+            raise Conflict("Product has orders") from None
+
+    async def create_order(self, data: OrderIn) -> OrderPublic:
+        row = await self._write(raw.CREATE_ORDER, data.user_id, data.product_id, data.quantity)
+        if row is None:
+            # Only on this error path: tell which of the two is missing, user first.
+            user_exists = await (await self._db()).fetchval(raw.USER_EXISTS, data.user_id)
+            raise NotFound("Product" if user_exists else "User")
+        return raw.order_public(row)
+
+    async def get_order(self, order_id: int) -> OrderPublic:
+        return raw.order_public(await self._one("Order", raw.GET_ORDER, order_id))
+
+    async def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
+        await self._one("User", raw.GET_USER, user_id)
+        rows = await (await self._db()).fetch(raw.LIST_USER_ORDERS, user_id, skip, limit)
+        return [raw.order_public(row) for row in rows]
+
+    async def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
+        db = await self._db()
+        if since is None:
+            rows = await db.fetch(raw.TOP_PRODUCTS, limit)
+        else:
+            rows = await db.fetch(raw.TOP_PRODUCTS_SINCE, limit, since)
+        return [TopProduct(**row) for row in rows]
+
+    async def summary(self) -> StoreSummary:
+        # Independent queries at once, each on its own pool connection.
+        users, products, orders, revenue = await asyncio.gather(
+            *(self.database.fetchval(statement) for statement in raw.SUMMARY)
+        )
+        return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
+
+    async def sleep(self, seconds: float) -> None:
+        await (await self._db()).execute(raw.SLEEP, seconds)
+
+    async def get_world(self, world_id: int) -> WorldPublic:
+        return dict(await (await self._db()).fetchrow(raw.GET_WORLD, world_id))  # type: ignore[return-value]
+
+    async def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
+        db = await self._db()
+        return [dict(await db.fetchrow(raw.GET_WORLD, world_id)) for world_id in world_ids]  # type: ignore[misc]
+
+    async def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]:
+        worlds = await self.get_worlds(list(new_numbers))
+        for world in worlds:
+            world["randomNumber"] = new_numbers[world["id"]]
+        db = await self._db()
+        # executemany sends every UPDATE in one pipelined batch, in one transaction.
+        async with db.transaction():
+            await db.executemany(raw.UPDATE_WORLD, sorted(new_numbers.items()))
+        return worlds
+
+    async def list_fortunes(self) -> list[FortunePublic]:
+        rows = await (await self._db()).fetch(raw.LIST_FORTUNES)
+        return [{"id": row["id"], "message": row["message"]} for row in rows]
+
+    async def _db(self) -> PoolConnectionProxy:
+        """This request's connection, taken from the pool on first use."""
+        if self._connection is None:
+            self._connection = await self.database.acquire()
+        return self._connection
+
+    async def _one(self, what: str, statement: str, *args: Any) -> asyncpg.Record:
+        row = await (await self._db()).fetchrow(statement, *args)
+        if row is None:
+            raise NotFound(what)
+        return row
+
+    async def _write(self, statement: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            return await (await self._db()).fetchrow(statement, *args)
+        except asyncpg.IntegrityConstraintViolationError as error:
+            raise_for_constraint(error)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self.database.release(connection)
+
+
+class RawDatabase:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.timeout = settings.pool_timeout
+
+    @asynccontextmanager
+    async def store(self) -> AsyncIterator[RawStore]:
+        store = RawStore(self)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    async def acquire(self) -> PoolConnectionProxy:
+        connection = await self.pool.acquire(timeout=self.timeout)
+        POOL_IN_USE.inc()
+        return connection
+
+    async def release(self, connection: PoolConnectionProxy) -> None:
+        POOL_IN_USE.dec()
+        await self.pool.release(connection)
+
+    async def fetchval(self, statement: str) -> Any:
+        connection = await self.acquire()
+        try:
+            return await connection.fetchval(statement)
+        finally:
+            await self.release(connection)
+
+    async def ping(self) -> None:
+        await self.fetchval(raw.PING)
+
+
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to undo.
+
+    asyncpg's default reset runs `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` on every release: one more round trip per request, for session state this
+    stack never creates. An open transaction is still rolled back by the pool itself.
+    """
+
+
+@asynccontextmanager
+async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDatabase]:
+    POOL_MAX.set(settings.max_connections)
+    # min_size=0: connections open on first use (as SQLAlchemy's pools do), so the service
+    # starts, and /health answers 503, while the database is down. Once open they are kept.
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=0,
+        max_size=settings.max_connections,
+        reset=keep_session,
+    )
+    try:
+        yield RawDatabase(pool, settings)
+    finally:
+        await pool.close()

@@ -1,0 +1,231 @@
+"""Stack `sync-raw`: psycopg 3's `ConnectionPool` and SQL text, no ORM, `def` endpoints.
+
+Read it side by side with `raw_asyncpg.py`: the statements (in `raw.py`) are the same, only
+the execution model differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
+from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
+from pgarena.service.schemas import (
+    FortunePublic,
+    OrderIn,
+    OrderPublic,
+    ProductIn,
+    ProductPublic,
+    StoreSummary,
+    TopProduct,
+    UserIn,
+    UserPublic,
+    WorldPublic,
+)
+from pgarena.service.stacks import raw
+from pgarena.settings import Settings
+
+Connection = psycopg.Connection[DictRow]
+
+UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+
+
+class RawStore:
+    def __init__(self, database: RawDatabase) -> None:
+        self.database = database
+        self._connection: Connection | None = None
+
+    def get_user(self, user_id: int) -> UserPublic:
+        return raw.user_public(self._one("User", raw.GET_USER, user_id))
+
+    def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
+        rows = self._db().execute(raw.LIST_USERS, (skip, limit))
+        return [raw.user_public(row) for row in rows]
+
+    def create_user(self, data: UserIn) -> UserPublic:
+        return raw.user_public(self._write(raw.CREATE_USER, data.username, data.email))
+
+    def update_user(self, user_id: int, data: UserIn) -> UserPublic:
+        row = self._write(raw.UPDATE_USER, user_id, data.username, data.email)
+        if row is None:
+            raise NotFound("User")
+        return raw.user_public(row)
+
+    def delete_user(self, user_id: int) -> None:
+        self._one("User", raw.DELETE_USER, user_id)
+
+    def get_product(self, product_id: int) -> ProductPublic:
+        return raw.product_public(self._one("Product", raw.GET_PRODUCT, product_id))
+
+    def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
+        rows = self._db().execute(raw.LIST_PRODUCTS, (skip, limit))
+        return [raw.product_public(row) for row in rows]
+
+    def create_product(self, data: ProductIn) -> ProductPublic:
+        row = self._write(raw.CREATE_PRODUCT, data.name, data.description, data.price, data.sku)
+        return raw.product_public(row)
+
+    def update_product(self, product_id: int, data: ProductIn) -> ProductPublic:
+        row = self._write(
+            raw.UPDATE_PRODUCT, product_id, data.name, data.description, data.price, data.sku
+        )
+        if row is None:
+            raise NotFound("Product")
+        return raw.product_public(row)
+
+    def delete_product(self, product_id: int) -> None:
+        try:
+            self._one("Product", raw.DELETE_PRODUCT, product_id)
+        except errors.IntegrityError:  # RESTRICT: the product was sold
+            raise Conflict("Product has orders") from None
+
+    def create_order(self, data: OrderIn) -> OrderPublic:
+        row = self._write(raw.CREATE_ORDER, data.user_id, data.product_id, data.quantity)
+        if row is None:
+            # Only on this error path: tell which of the two is missing, user first.
+            found = self._db().execute(raw.USER_EXISTS, (data.user_id,)).fetchone()
+            raise NotFound("Product" if found and found["exists"] else "User")
+        return raw.order_public(row)
+
+    def get_order(self, order_id: int) -> OrderPublic:
+        return raw.order_public(self._one("Order", raw.GET_ORDER, order_id))
+
+    def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
+        self._one("User", raw.GET_USER, user_id)
+        rows = self._db().execute(raw.LIST_USER_ORDERS, (user_id, skip, limit))
+        return [raw.order_public(row) for row in rows]
+
+    def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
+        if since is None:
+            rows = self._db().execute(raw.TOP_PRODUCTS, (limit,))
+        else:
+            rows = self._db().execute(raw.TOP_PRODUCTS_SINCE, (limit, since))
+        return [TopProduct(**row) for row in rows]
+
+    def summary(self) -> StoreSummary:
+        # Independent queries at once, each on its own pool connection, on threads.
+        futures = [self.database.executor.submit(self.database.fetchval, q) for q in raw.SUMMARY]
+        users, products, orders, revenue = (future.result() for future in futures)
+        return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
+
+    def sleep(self, seconds: float) -> None:
+        self._db().execute(raw.SLEEP, (seconds,))
+
+    def get_world(self, world_id: int) -> WorldPublic:
+        return self._db().execute(raw.GET_WORLD, (world_id,)).fetchone()  # type: ignore[return-value]
+
+    def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
+        db = self._db()
+        return [db.execute(raw.GET_WORLD, (world_id,)).fetchone() for world_id in world_ids]  # type: ignore[misc]
+
+    def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]:
+        worlds = self.get_worlds(list(new_numbers))
+        for world in worlds:
+            world["randomNumber"] = new_numbers[world["id"]]
+        db = self._db()
+        # executemany sends every UPDATE in one pipelined batch, in one transaction.
+        with db.transaction(), db.cursor() as cursor:
+            cursor.executemany(raw.UPDATE_WORLD, sorted(new_numbers.items()))
+        return worlds
+
+    def list_fortunes(self) -> list[FortunePublic]:
+        return self._db().execute(raw.LIST_FORTUNES).fetchall()  # type: ignore[return-value]
+
+    def _db(self) -> Connection:
+        """This request's connection, taken from the pool on first use."""
+        if self._connection is None:
+            self._connection = self.database.getconn()
+        return self._connection
+
+    def _one(self, what: str, statement: str, *args: Any) -> DictRow:
+        row = self._db().execute(statement, args).fetchone()
+        if row is None:
+            raise NotFound(what)
+        return row
+
+    def _write(self, statement: str, *args: Any) -> DictRow | None:
+        try:
+            return self._db().execute(statement, args).fetchone()
+        except errors.IntegrityError as error:
+            raise_for_constraint(error)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            self.database.putconn(connection)
+
+
+class RawDatabase:
+    def __init__(self, pool: ConnectionPool[Connection], executor: ThreadPoolExecutor) -> None:
+        self.pool = pool
+        self.executor = executor
+
+    @contextmanager
+    def store(self) -> Iterator[RawStore]:
+        store = RawStore(self)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def getconn(self) -> Connection:
+        connection = self.pool.getconn()
+        POOL_IN_USE.inc()
+        return connection
+
+    def putconn(self, connection: Connection) -> None:
+        POOL_IN_USE.dec()
+        self.pool.putconn(connection)
+
+    def fetchval(self, statement: str) -> Any:
+        connection = self.getconn()
+        try:
+            row = connection.execute(statement).fetchone()
+        finally:
+            self.putconn(connection)
+        assert row is not None
+        return next(iter(row.values()))
+
+    def ping(self) -> None:
+        self.fetchval(raw.PING)
+
+
+@asynccontextmanager
+async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDatabase]:
+    POOL_MAX.set(settings.max_connections)
+    pool: ConnectionPool[Connection] = ConnectionPool(
+        url,
+        min_size=settings.pool_size,
+        max_size=settings.max_connections,
+        timeout=settings.pool_timeout,
+        kwargs={
+            # Each statement commits on its own: no BEGIN/COMMIT round trips around reads.
+            # Writes that need more than one statement open a transaction explicitly.
+            "autocommit": True,
+            # Prepare every statement on its first run (the default waits for 5 runs).
+            "prepare_threshold": 0,
+            # PostgreSQL's own `$1` placeholders, shared with the asyncpg stack.
+            "cursor_factory": psycopg.RawCursor,
+            "row_factory": dict_row,
+        },
+        name="pgarena",
+        open=False,
+    )
+    # Connects in the background: the service starts, and /health answers 503, while the
+    # database is down.
+    pool.open(wait=False)
+    executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")
+    try:
+        yield RawDatabase(pool, executor)
+    finally:
+        executor.shutdown(cancel_futures=True)
+        pool.close()
