@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from pgarena.bench.results import RESULT_FILENAME, load_results
 from pgarena.errors import UserError
 from pgarena.report.charts import build_charts
 from pgarena.report.figures import build_figures
 from pgarena.report.html import render_html
 from pgarena.report.markdown import render_markdown
-from pgarena.report.source import read_results
 
 FORMATS = ("md", "html", "png")
 
@@ -43,8 +43,8 @@ def write_reports(
     unknown = [fmt for fmt in formats if fmt not in FORMATS]
     if unknown:
         raise UserError(f"unknown report format {', '.join(unknown)} (choose from md, html, png)")
-    results = read_results(results_path)
-    source = results_path / "results.json" if results_path.is_dir() else results_path
+    results = load_results(results_path)  # validated against the result file's JSON Schema
+    source = results_path / RESULT_FILENAME if results_path.is_dir() else results_path
     out = Path(out_dir) if out_dir is not None else source.parent
     out.mkdir(parents=True, exist_ok=True)
 

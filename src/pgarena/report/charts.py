@@ -44,6 +44,9 @@ CPU_LABELS = {
     "generator": "load generator",
     "idle": "idle / other",
 }
+# Figure widths in inches, chosen so that text renders at about the same size on screen:
+# half-width charts sit two to a row in the HTML, wide ones span the page.
+HALF_WIDTH, WIDE_WIDTH = 5.6, 11.0
 # Percentiles of the latency curves: 0, 50, 90, 99, ... as "nines" on a log axis.
 PERCENTILE_TICKS = [0.0, 50.0, 90.0, 99.0, 99.9, 99.99, 99.999]
 
@@ -100,7 +103,7 @@ def _summary_chart(
     """Mean per stack vs concurrency, with the 95% interval as error bars."""
     levels = figures.levels_of(workload)
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(7.2, 3.8), layout="constrained")
+        figure = Figure(figsize=(HALF_WIDTH, 3.5), layout="constrained")
         axes = figure.add_subplot()
         drawn = False
         count = len(figures.stacks)
@@ -214,7 +217,8 @@ def latency_chart(figures: RunFigures, workload: str) -> Chart | None:
     rows = math.ceil(len(levels) / columns)
     title = f"{workload}: latency by percentile (all repeats, log scales)"
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(3.0 * columns + 1.2, 2.9 * rows + 0.5), layout="constrained")
+        width = WIDE_WIDTH if columns > 1 else HALF_WIDTH
+        figure = Figure(figsize=(width, 3.0 * rows + 0.6), layout="constrained")
         panels = figure.subplots(rows, columns, squeeze=False, sharey=True)
         for panel in panels.flat[len(levels) :]:
             panel.set_visible(False)
@@ -252,7 +256,7 @@ def cpu_share_chart(figures: RunFigures, workload: str) -> Chart | None:
         return None
     title = f"{workload}: share of the machine's CPU per cell (mean of repeats)"
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(7.2, 0.9 + 0.32 * len(cells)), layout="constrained")
+        figure = Figure(figsize=(WIDE_WIDTH, 1.1 + 0.28 * len(cells)), layout="constrained")
         axes = figure.add_subplot()
         labels = [f"{cell.stack} @ {cell.concurrency}" for cell in cells]
         positions = list(range(len(cells)))[::-1]  # first cell on top
@@ -271,6 +275,7 @@ def cpu_share_chart(figures: RunFigures, workload: str) -> Chart | None:
                 label=CPU_LABELS[part],
             )
             left = [start + width for start, width in zip(left, widths, strict=True)]
+        axes.set_axisbelow(True)
         axes.set_yticks(positions, labels)
         axes.set_xlim(0, max(1.0, *left))
         axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
@@ -300,7 +305,7 @@ def memory_chart(figures: RunFigures) -> Chart | None:
         return None
     title = "Peak server memory (RSS of all server processes, MiB)"
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(7.2, 3.6), layout="constrained")
+        figure = Figure(figsize=(WIDE_WIDTH, 3.6), layout="constrained")
         axes = figure.add_subplot()
         width = 0.8 / len(levels)
         shades = [0.45 + 0.55 * (i + 1) / len(levels) for i in range(len(levels))]
@@ -338,10 +343,11 @@ def build_charts(figures: RunFigures) -> list[Chart]:
     """Every chart the run's figures support, per workload first, then run-wide ones."""
     charts: list[Chart | None] = []
     for workload in figures.workloads:
+        # Throughput and efficiency share a row in the HTML; the wide charts follow.
         charts += [
             throughput_chart(figures, workload),
-            latency_chart(figures, workload),
             efficiency_chart(figures, workload),
+            latency_chart(figures, workload),
             cpu_share_chart(figures, workload),
         ]
     charts.append(memory_chart(figures))

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgarena.bench.results import load_results
 from pgarena.bench.stats import Comparison, compare
 from pgarena.errors import UserError
 from pgarena.report.formatting import diff_interval, diff_percent, number
 from pgarena.report.markdown import markdown_table
-from pgarena.report.source import read_results
 from pgarena.report.tables import Entry, Table
 
 CellKey = tuple[str, str, int]
@@ -27,7 +27,7 @@ COMPARE_FORMATS = ("text", "md", "json")
 
 # Metadata that must match for two runs to be comparable, as (block, field) paths.
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_count", "memory_bytes", "os", "python")
-PLAN_FIELDS = ("duration_s", "requests", "warmup_s", "mode", "rate")
+PLAN_FIELDS = ("duration_s", "requests", "warmup_s", "mode", "rate", "slow_ms", "server_lifetime")
 
 
 def parse_threshold(text: str) -> float:
@@ -137,12 +137,8 @@ def compare_results(
 ) -> ComparisonReport:
     """Compare two result files cell by cell; UserError when they share no cell."""
     base_path, new_path = Path(base_path), Path(new_path)
-    base, new = read_results(base_path), read_results(new_path)
-    if base.get("schema_version") != new.get("schema_version"):
-        raise UserError(
-            f"schema versions differ ({base.get('schema_version')} vs "
-            f"{new.get('schema_version')}): regenerate one of the files with the same pgarena"
-        )
+    # The loader refuses a file of another schema version, so both files share this one.
+    base, new = load_results(base_path), load_results(new_path)
     base_values, new_values = per_repeat_rps(base), per_repeat_rps(new)
     shared = [key for key in base_values if key in new_values]
     if not shared:

@@ -121,11 +121,17 @@ def _warning_findings(figures: RunFigures) -> list[str]:
     sentences = []
     warned = [cell for cell in figures.cells.values() if cell.warnings]
     if warned:
-        names = [f"{cell.stack} on {cell.workload} at {cell.concurrency}" for cell in warned]
+        levels: dict[tuple[str, str], list[str]] = {}
+        for cell in warned:
+            levels.setdefault((cell.stack, cell.workload), []).append(str(cell.concurrency))
+        names = [
+            f"{stack} on {workload} at concurrency {listing(found)}"
+            for (stack, workload), found in levels.items()
+        ]
         sentences.append(
             f"{len(warned)} of {len(figures.cells)} measured cells carry a warning "
             f"(unstable, errors or failures), so their verdicts deserve less trust: "
-            f"{listing(names)} (stack on workload at concurrency)."
+            f"{'; '.join(names)}."
         )
     single = [cell for cell in figures.cells.values() if cell.rps is not None and cell.rps.n < 2]
     if single:

@@ -15,17 +15,17 @@ def _finite(value: float | None) -> bool:
 
 
 def number(value: float | None) -> str:
-    """A measured figure with as many digits as it deserves: 12,345 / 123.4 / 1.23 / 0.012."""
+    """A measured figure with about three significant digits: 12,345 / 123 / 12.3 / 1.23 / 0.12."""
     if not _finite(value):
         return MISSING
     magnitude = abs(value)
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
     if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
         return f"{value:.1f}"
     if magnitude >= 1:
         return f"{value:.2f}"
-    return f"{value:.3g}"
+    return f"{value:.2g}"
 
 
 def interval(summary: Summary | None) -> str:
@@ -35,6 +35,11 @@ def interval(summary: Summary | None) -> str:
     if summary.n < 2:
         return ""
     return f"({number(summary.ci95_low)}{DASH}{number(summary.ci95_high)})"
+
+
+def seconds(value: float) -> str:
+    """A configured duration: 1 -> '1 s', 0.5 -> '0.5 s'."""
+    return f"{value:g} s"
 
 
 def mean_with_interval(summary: Summary | None) -> str:

@@ -17,8 +17,8 @@ from pgarena.report.formatting import (
     diff_percent,
     mean_with_interval,
     mebibytes,
-    number,
     percent,
+    seconds,
     verdict,
 )
 
@@ -206,11 +206,11 @@ def describe_plan(figures: RunFigures) -> str:
     """'3 interleaved repeats of 10 s per cell after a 3 s warmup, closed loop'."""
     plan = figures.plan
     if plan.get("duration_s"):
-        length = f"{number(plan['duration_s'])} s"
+        length = seconds(plan["duration_s"])
     elif plan.get("requests"):
         length = f"{plan['requests']} requests"
     else:
         length = "unknown length"
     mode = f"open loop at {plan.get('rate')} req/s" if plan.get("mode") == "open" else "closed loop"
-    warmup = f" after a {number(plan['warmup_s'])} s warmup" if plan.get("warmup_s") else ""
+    warmup = f" after a {seconds(plan['warmup_s'])} warmup" if plan.get("warmup_s") else ""
     return f"{plan.get('repeats', '?')} interleaved repeats of {length} per cell{warmup}, {mode}"

@@ -1,0 +1,178 @@
+"""`pgarena compare` on result files of real runs with a known difference, and without one.
+
+The known difference: the `slow-db` workload holds each request in PostgreSQL's pg_sleep,
+so at a fixed concurrency a 50 ms sleep allows about a tenth of the requests per second
+that a 5 ms sleep does, on any stack and any machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgarena.database import create_database_if_missing
+from pgarena.database.urls import with_database
+
+STACK = "async"
+LEVEL = 4
+
+
+def pgarena(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real `pgarena` command line."""
+    return subprocess.run(
+        [sys.executable, "-m", "pgarena", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+        check=False,
+    )
+
+
+def slow_db_run(postgres_url: str, out: Path, slow_ms: int) -> Path:
+    """A real run of slow-db on one stack at one concurrency, 2 repeats; its result file."""
+    create_database_if_missing(postgres_url, "pgarena_compare_run")
+    finished = pgarena(
+        "run",
+        "--stacks",
+        STACK,
+        "--workloads",
+        "slow-db",
+        "--slow-ms",
+        str(slow_ms),
+        "--concurrency",
+        str(LEVEL),
+        "--duration",
+        "1s",
+        "--warmup",
+        "0.3s",
+        "--repeats",
+        "3",
+        "--out",
+        out,
+        env={"DATABASE_URL": with_database(postgres_url, "pgarena_compare_run")},
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return out / "results.json"
+
+
+@pytest.fixture(scope="module")
+def sleep_5ms(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Result file of slow-db with a 5 ms database wait."""
+    return slow_db_run(postgres_url, tmp_path_factory.mktemp("slow-5ms"), 5)
+
+
+@pytest.fixture(scope="module")
+def sleep_50ms(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Result file of slow-db with a 50 ms database wait."""
+    return slow_db_run(postgres_url, tmp_path_factory.mktemp("slow-50ms"), 50)
+
+
+@pytest.fixture(scope="module")
+def sleep_50ms_again(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second, independent run with exactly the settings of `sleep_50ms`."""
+    return slow_db_run(postgres_url, tmp_path_factory.mktemp("slow-50ms-again"), 50)
+
+
+def compare_json(base: Path, new: Path, *options: str) -> tuple[int, dict]:
+    finished = pgarena("compare", base, new, "--format", "json", *options)
+    assert finished.returncode in (0, 1), finished.stderr
+    return finished.returncode, json.loads(finished.stdout)
+
+
+def test_a_run_compared_with_itself_is_within_noise_and_exits_0(sleep_50ms: Path) -> None:
+    code, report = compare_json(sleep_50ms, sleep_50ms)
+    assert code == 0
+    [cell] = report["cells"]
+    assert (cell["stack"], cell["workload"], cell["concurrency"]) == (STACK, "slow-db", LEVEL)
+    assert cell["ratio"] == pytest.approx(1.0)
+    assert cell["verdict"] == "within noise"
+    assert report["warnings"] == []
+
+
+def test_ten_times_longer_database_wait_is_a_regression_exit_1(
+    sleep_5ms: Path, sleep_50ms: Path
+) -> None:
+    code, report = compare_json(sleep_5ms, sleep_50ms)
+    assert code == 1
+    [cell] = report["cells"]
+    assert cell["verdict"] == "slower" and cell["regression"] is True
+    assert cell["ci95_high"] < 0.5  # 50 ms instead of 5 ms: far fewer requests per second
+    assert len(cell["base"]["values"]) == len(cell["new"]["values"]) == 3
+    # The plans differ in the database wait, and compare says so.
+    assert any("slow_ms 5 -> 50" in warning for warning in report["warnings"])
+
+
+def test_the_same_change_the_other_way_is_faster_and_exits_0(
+    sleep_5ms: Path, sleep_50ms: Path
+) -> None:
+    code, report = compare_json(sleep_50ms, sleep_5ms)
+    assert code == 0
+    [cell] = report["cells"]
+    assert cell["verdict"] == "faster" and cell["ci95_low"] > 2.0
+
+
+def test_two_runs_with_the_same_settings_are_not_a_regression_beyond_5_percent(
+    sleep_50ms: Path, sleep_50ms_again: Path
+) -> None:
+    code, report = compare_json(sleep_50ms, sleep_50ms_again, "--threshold", "5%")
+    assert code == 0
+    [cell] = report["cells"]
+    assert cell["verdict"] == "within noise"
+    assert report["threshold"] == pytest.approx(0.05)
+
+
+def test_a_threshold_wider_than_the_change_hides_it(sleep_5ms: Path, sleep_50ms: Path) -> None:
+    # The ratio is about 0.1: a 95% band reaches down to 0.05 and so covers it.
+    code, report = compare_json(sleep_5ms, sleep_50ms, "--threshold", "95%")
+    assert code == 0
+    assert report["cells"][0]["verdict"] == "within noise"
+
+
+def test_text_and_markdown_formats_name_the_regression(sleep_5ms: Path, sleep_50ms: Path) -> None:
+    text = pgarena("compare", sleep_5ms, sleep_50ms)
+    assert text.returncode == 1
+    assert "REGRESSION: slower" in text.stdout
+    assert "1 slower" in text.stdout
+    markdown = pgarena("compare", sleep_5ms, sleep_50ms, "--format", "md")
+    assert markdown.returncode == 1
+    assert "| slow-db | async |" in markdown.stdout.replace("  ", " ")
+
+
+def _exit_2(*args: str | Path) -> str:
+    finished = pgarena("compare", *args)
+    assert finished.returncode == 2, finished.stdout + finished.stderr
+    assert "Traceback" not in finished.stderr
+    return finished.stderr
+
+
+def test_usage_errors_exit_2(sleep_50ms: Path, tmp_path: Path) -> None:
+    assert "no result file" in _exit_2(tmp_path / "missing.json", sleep_50ms)
+
+    broken = tmp_path / "broken.json"
+    broken.write_text(sleep_50ms.read_text()[:100])
+    assert "cannot read" in _exit_2(sleep_50ms, broken)
+
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({**json.loads(sleep_50ms.read_text()), "schema_version": 2}))
+    assert "schema_version 2" in _exit_2(sleep_50ms, future)
+
+    assert "--threshold" in _exit_2(sleep_50ms, sleep_50ms, "--threshold", "lots")
+    assert "--format" in _exit_2(sleep_50ms, sleep_50ms, "--format", "pdf")
+
+
+def test_files_that_share_no_cell_exit_2(sleep_50ms: Path, tmp_path: Path) -> None:
+    # The same real measurements, filed under another concurrency level: nothing to match.
+    document = json.loads(sleep_50ms.read_text())
+    for cell in document["cells"]:
+        cell["concurrency"] = LEVEL * 2
+    for entry in document["summary"]:
+        entry["concurrency"] = LEVEL * 2
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps(document))
+    assert "share no" in _exit_2(sleep_50ms, elsewhere)
