@@ -39,6 +39,9 @@ def _given(**options: object) -> dict[str, object]:
 @app.command()
 def serve(
     stack: str = typer.Option(None, help="Which stack serves the API (see `pgarena stacks`)."),
+    server: str = typer.Option(
+        "uvicorn", help="ASGI server: uvicorn, gunicorn (uvicorn workers) or granian."
+    ),
     host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]."),
     port: int = typer.Option(None, help="Port to listen on [default: 8000]."),
     workers: int = typer.Option(None, help="Worker processes [default: 1]."),
@@ -64,22 +67,19 @@ def serve(
                 max_overflow=max_overflow,
                 data_dir=data_dir,
             )
-        )
+        ),
+        server,
     )
 
 
 @app.command()
 def stacks() -> None:
     """List the stacks, with a one-line description of each."""
-    from rich.console import Console
-    from rich.table import Table
-
     from pgarena.service.stacks import STACKS
 
-    table = Table("stack", "endpoints", "description", box=None)
+    width = max(len(name) for name in STACKS)
     for stack in STACKS.values():
-        table.add_row(stack.name, f"{stack.style} def", stack.description)
-    Console().print(table)
+        typer.echo(f"{stack.name:<{width}}  {stack.style:<5}  {stack.description}")
 
 
 app.command("run")(run_command)
