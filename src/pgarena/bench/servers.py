@@ -151,8 +151,9 @@ class ServerProcess:
         with contextlib.suppress(OSError):
             lines = self.log_path.read_text(errors="replace").strip().splitlines()
             for line in reversed(lines):
-                if line.strip():
-                    return line.strip()[:300]
+                # Skip blank lines and the borders of rich's error boxes.
+                if any(character.isalnum() for character in line):
+                    return line.strip(" │|")[:300]
         return "(no output)"
 
     def stop(self) -> None:

@@ -1,0 +1,245 @@
+"""`pgarena run` end to end: real PostgreSQL, real servers, a real result file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from bench_known_server import KnownServer
+
+from pgarena.bench.plan import Plan
+from pgarena.bench.results import load_results, validate
+from pgarena.bench.runner import RunConfig, Target, run_plan
+from pgarena.bench.servers import ServerOptions, health_ok
+from pgarena.bench.workloads import WORKLOADS, DataSizes
+from pgarena.database.seed import seed_database
+from pgarena.errors import UserError
+
+
+def pgarena(*args: str, database_url: str | None = None, **kwargs: object) -> subprocess.Popen:
+    environment = {k: v for k, v in os.environ.items() if "DATABASE_URL" not in k}
+    if database_url:
+        environment["DATABASE_URL"] = database_url
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgarena", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def serve_processes() -> list[psutil.Process]:
+    """`pgarena serve` processes this test process started (directly or not); never anyone
+    else's, since other suites may run servers on the same machine."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            cmdline = process.cmdline()
+        except psutil.Error:
+            continue
+        if "serve" in cmdline and "--port" in cmdline:
+            found.append(process)
+    return found
+
+
+@pytest.mark.slow
+def test_a_small_run_writes_a_valid_result_with_interleaved_repeats(
+    database_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    run = pgarena(
+        "run", "--stacks", "sync,async", "--workloads", "standard", "--concurrency", "2",
+        "--duration", "1s", "--warmup", "0.5s", "--repeats", "2", "--out", str(out),
+        database_url=database_url,
+    )  # fmt: skip
+    _, stderr = run.communicate(timeout=180)
+
+    assert run.returncode == 0, stderr
+    document = load_results(out / "results.json")  # validates against the JSON Schema
+    assert document["status"] == "complete"
+    cells = document["cells"]
+    # All stacks once, then all stacks again.
+    assert [(c["stack"], c["repeat"]) for c in cells] == [
+        ("sync", 0), ("async", 0), ("sync", 1), ("async", 1)
+    ]  # fmt: skip
+    for cell in cells:
+        assert cell["status"] == "ok", cell["error"]
+        assert cell["ok"] > 0 and cell["rps"] > 0
+        assert cell["latency_ms"]["p99"] >= cell["latency_ms"]["p50"] > 0
+        assert cell["warmup"]["requests"] > 0
+        resources = cell["resources"]
+        assert resources["server_cpu_s"] > 0
+        assert resources["postgres_cpu_s"] > 0
+        assert resources["generator_cpu_s"] > 0
+        assert resources["server_rss_peak_bytes"] > 10_000_000
+        assert resources["db_connections_max"] >= 1
+        assert cell["requests_per_server_cpu_s"] == pytest.approx(
+            cell["ok"] / resources["server_cpu_s"]
+        )
+        assert 0 < cell["cpu_share"]["server"] <= 1
+    summary = {(s["stack"], s["workload"], s["concurrency"]): s for s in document["summary"]}
+    assert set(summary) == {("sync", "standard", 2), ("async", "standard", 2)}
+    for (stack, _, _), figures in summary.items():
+        rps = [c["rps"] for c in cells if c["stack"] == stack]
+        assert figures["rps"]["values"] == rps
+        assert figures["rps"]["n"] == 2
+        assert figures["rps"]["ci95_low"] <= figures["rps"]["mean"] <= figures["rps"]["ci95_high"]
+    metadata = document["metadata"]
+    assert metadata["postgres"]["version"]
+    assert metadata["machine"]["cpu_count"] >= 1
+    assert "fastapi" in metadata["packages"]
+    assert metadata["data"]["users"] > 0 and metadata["data"]["reset"]
+    assert metadata["command_line"][1:3] == ["run", "--stacks"]
+    assert document["plan"]["repeats"] == 2 and document["plan"]["mode"] == "closed"
+    # The final table names both stacks and the file.
+    assert "results:" in stderr and "sync" in stderr and "async" in stderr
+
+
+@pytest.mark.slow
+def test_killing_a_run_keeps_its_finished_cells_in_a_valid_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    run = pgarena(
+        "run", "--stacks", "async", "--workloads", "db", "--concurrency", "2",
+        "--duration", "1s", "--warmup", "0.2s", "--repeats", "20",
+        "--server-lifetime", "stack", "--out", str(out), database_url=database_url,
+    )  # fmt: skip
+    results = out / "results.json"
+    deadline = time.monotonic() + 120
+    seen_running = None
+    while time.monotonic() < deadline:
+        if results.exists():
+            document = json.loads(results.read_text())  # valid JSON at any moment
+            if len(document["cells"]) >= 2:
+                seen_running = document
+                break
+        time.sleep(0.05)
+    assert seen_running is not None, run.stderr.read() if run.stderr else ""
+    assert seen_running["status"] == "running"
+    validate(seen_running)
+
+    run.send_signal(signal.SIGTERM)
+    run.communicate(timeout=60)
+
+    assert run.returncode == 130
+    document = load_results(results)
+    assert document["status"] == "interrupted"
+    assert document["finished_at"] is not None
+    assert 2 <= len(document["cells"]) < 20
+    assert document["cells"][:2] == seen_running["cells"][:2]
+    assert all(cell["status"] == "ok" for cell in document["cells"])
+    assert serve_processes() == []  # the server was stopped, not orphaned
+
+
+@pytest.mark.slow
+def test_a_server_that_dies_or_never_starts_fails_its_cell_and_the_run_goes_on(
+    database_url: str, tmp_path: Path
+) -> None:
+    plan = Plan(
+        stacks=("sync", "async"),
+        workloads=(WORKLOADS["standard"],),
+        concurrency=(2,),
+        repeats=1,
+        duration_s=2.0,
+        requests=None,
+        warmup_s=0.5,
+        rate=None,
+        preset=None,
+    )
+    data = DataSizes()
+    seed_database(database_url, users=data.users, products=data.products, orders=data.orders)
+    killed: list[int] = []
+
+    def kill_the_sync_server() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            for process in serve_processes():
+                cmdline = process.cmdline()
+                port = int(cmdline[cmdline.index("--port") + 1])
+                if "sync" in cmdline and health_ok("127.0.0.1", port):
+                    time.sleep(0.8)  # into the measured window
+                    process.kill()
+                    killed.append(process.pid)
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_sync_server)
+    killer.start()
+    writer = run_plan(RunConfig(plan, tmp_path / "crash", database_url=database_url))
+    killer.join()
+
+    assert killed
+    died, survived = writer.document["cells"]
+    assert died["stack"] == "sync" and died["status"] == "failed"
+    assert "server exited with code -9" in died["error"]
+    assert survived["stack"] == "async" and survived["status"] == "ok", survived["error"]
+    assert writer.document["status"] == "complete"
+    warnings = {s["stack"]: s["warnings"] for s in writer.document["summary"]}
+    assert any(w.startswith("failed: 1 of 1") for w in warnings["sync"])
+    load_results(writer.path)
+
+    # A server that cannot start: its cells fail with serve's own reason, one line.
+    broken = RunConfig(
+        Plan(**{**plan.__dict__, "stacks": ("async",)}),
+        tmp_path / "broken",
+        database_url=database_url,
+        server_options=ServerOptions(pool_size=0),
+    )
+    document = run_plan(broken).document
+    (cell,) = document["cells"]
+    assert cell["status"] == "failed"
+    assert "before answering /health" in cell["error"]
+    assert "pool" in cell["error"].lower()
+    load_results(tmp_path / "broken")
+
+
+def test_target_mode_measures_a_running_service_without_server_figures(
+    tmp_path: Path,
+) -> None:
+    with KnownServer() as server:
+        run = pgarena(
+            "run", "--target", f"http://127.0.0.1:{server.port}", "--workloads", "json,db",
+            "--concurrency", "2", "--duration", "0.5s", "--warmup", "0s", "--repeats", "1",
+            "--out", str(tmp_path),
+        )  # fmt: skip
+        _, stderr = run.communicate(timeout=60)
+
+    assert run.returncode == 0, stderr
+    document = load_results(tmp_path)
+    assert document["metadata"]["target"] == f"http://127.0.0.1:{server.port}"
+    assert document["metadata"]["postgres"] is None
+    assert any("target mode" in note for note in document["metadata"]["notes"])
+    json_cell, db_cell = document["cells"]
+    # The known server answers {"id": 1, ...}: not TechEmpower's bodies, so every
+    # request is an error and the cells fail, saying so, instead of reporting throughput.
+    for cell in (json_cell, db_cell):
+        assert cell["status"] == "failed"
+        assert cell["error"].startswith("no correct answer")
+        assert cell["errors"]["body"] > 0
+        assert cell["resources"]["server_cpu_s"] is None
+        assert cell["requests_per_server_cpu_s"] is None
+
+
+def test_target_mode_refuses_writing_workloads_unless_allowed() -> None:
+    run = pgarena("run", "--target", "http://127.0.0.1:9", "--workloads", "mixed")
+    _, stderr = run.communicate(timeout=60)
+
+    assert run.returncode == 2
+    assert "--allow-writes" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_bad_targets_are_one_line_errors() -> None:
+    with pytest.raises(UserError, match="http://"):
+        Target.parse("https://example.invalid")
