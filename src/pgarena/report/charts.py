@@ -201,6 +201,11 @@ def _percentile_label(value: float, _position: object) -> str:
     return f"{percentile:g}%"
 
 
+def _minor_log_label(value: float, _position: object) -> str:
+    leading = f"{value:.0e}"[0]
+    return f"{value:g}" if leading in "25" else ""
+
+
 def latency_chart(figures: RunFigures, workload: str) -> Chart | None:
     """Latency by percentile from the merged HDR histograms, one panel per concurrency."""
     levels = [
@@ -239,6 +244,8 @@ def latency_chart(figures: RunFigures, workload: str) -> Chart | None:
             panel.xaxis.set_minor_locator(NullLocator())
             panel.xaxis.set_major_formatter(FuncFormatter(_percentile_label))
             panel.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            # Plain numbers at 2x and 5x of each decade, not matplotlib's "6 x 10^1".
+            panel.yaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
             panel.set_title(f"concurrency {level}", fontsize=9, fontweight="normal")
             panel.set_xlabel("percentile")
         for row in panels:
@@ -305,13 +312,18 @@ def memory_chart(figures: RunFigures) -> Chart | None:
         return None
     title = "Peak server memory (RSS of all server processes, MiB)"
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(WIDE_WIDTH, 3.6), layout="constrained")
+        figure = Figure(figsize=(WIDE_WIDTH, 3.2), layout="constrained")
         axes = figure.add_subplot()
         width = 0.8 / len(levels)
         shades = [0.45 + 0.55 * (i + 1) / len(levels) for i in range(len(levels))]
+        ticks, labels = [], []
         for index, stack in enumerate(peaks):
             for offset, (level, value) in enumerate(zip(levels, peaks[stack], strict=True)):
                 x = index - 0.4 + width * (offset + 0.5)
+                ticks.append(x)
+                labels.append(str(level))
+                if not value:
+                    continue
                 bar = axes.bar(
                     x,
                     value,
@@ -319,20 +331,20 @@ def memory_chart(figures: RunFigures) -> Chart | None:
                     color=stack_color(figures, stack),
                     alpha=shades[offset],
                 )
-                if value:
-                    axes.bar_label(bar, labels=[f"{value:.0f}"], fontsize=7, padding=2)
-                    axes.annotate(
-                        f"c={level}",
-                        (x, 0),
-                        xytext=(0, 2),
-                        textcoords="offset points",
-                        ha="center",
-                        va="bottom",
-                        fontsize=6.5,
-                        rotation=90,
-                        color="white",
-                    )
-        axes.set_xticks(range(len(peaks)), list(peaks))
+                axes.bar_label(bar, labels=[f"{value:.0f}"], fontsize=8, padding=2)
+            # The stack's name under its group of bars, below the concurrency labels.
+            axes.annotate(
+                stack,
+                xy=(index, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, -26),
+                textcoords="offset points",
+                ha="center",
+                va="top",
+                fontweight="bold",
+            )
+        axes.set_xticks(ticks, labels)
+        axes.set_xlabel("concurrency, by stack", labelpad=22)
         axes.grid(axis="x", visible=False)
         axes.set_ylabel("MiB")
         axes.set_title(title)

@@ -34,7 +34,9 @@ def interval(summary: Summary | None) -> str:
         return ""
     if summary.n < 2:
         return ""
-    return f"({number(summary.ci95_low)}{DASH}{number(summary.ci95_high)})"
+    # A dash between a negative bound and the other would read as a minus sign.
+    between = DASH if summary.ci95_low >= 0 else " to "
+    return f"({number(summary.ci95_low)}{between}{number(summary.ci95_high)})"
 
 
 def seconds(value: float) -> str:

@@ -24,6 +24,7 @@ from pgarena.report.tables import (
     metadata_rows,
     throughput_table,
     warnings_of,
+    workload_description,
 )
 
 # Charts that read best across the page's full width.
@@ -98,6 +99,7 @@ def render_html(
             {
                 "name": workload,
                 "anchor": _anchor(workload),
+                "description": workload_description(figures, workload),
                 "throughput": throughput_table(figures, workload),
                 "latency": latency_table(figures, workload),
                 "warnings": warnings_of(figures, workload),

@@ -21,6 +21,7 @@ from pgarena.report.tables import (
     metadata_rows,
     throughput_table,
     warnings_of,
+    workload_description,
 )
 
 WARNING_MARK = "⚠"
@@ -70,7 +71,11 @@ def render_markdown(figures: RunFigures, *, charts: Sequence[tuple[str | None, s
     ]
     out += [f"- {sentence}" for sentence in findings(figures)] or ["- Nothing was measured."]
     for workload in figures.workloads:
-        out += ["", f"## {workload}", "", "Requests per second (higher is better):", ""]
+        out += ["", f"## {workload}", ""]
+        description = workload_description(figures, workload)
+        if description:
+            out += [f"*{description}*", ""]
+        out += ["Requests per second (higher is better):", ""]
         out.append(markdown_table(throughput_table(figures, workload)))
         out += [
             "",

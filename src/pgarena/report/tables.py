@@ -154,8 +154,21 @@ def _size(value: Any) -> str:
     return str(value)
 
 
-def _pairs(block: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in block.items())
+def _value(value: Any, missing: str) -> str:
+    if value is None:
+        return missing
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _pairs(block: dict[str, Any], *, missing: str = MISSING) -> str:
+    """'a=1, b=2' for the plain values of a block (nested objects are shown elsewhere)."""
+    return ", ".join(
+        f"{key}={_value(value, missing)}"
+        for key, value in block.items()
+        if not isinstance(value, dict | list)
+    )
 
 
 def metadata_rows(figures: RunFigures) -> list[tuple[str, str]]:
@@ -186,15 +199,28 @@ def metadata_rows(figures: RunFigures) -> list[tuple[str, str]]:
         settings = postgres.get("settings") or {}
         if settings:
             rows.append(("PostgreSQL settings", _pairs(dict(sorted(settings.items())))))
-    for name, block in (("Server", meta.get("server")), ("Data", meta.get("data"))):
-        if block:
-            rows.append((name, _pairs(block)))
+    if meta.get("server"):
+        # None means "the stack's default", which is what the server then used.
+        rows.append(("Server", _pairs(meta["server"], missing="default")))
+    for name, key in (("Load generator", "generator"), ("Data", "data")):
+        if meta.get(key):
+            rows.append((name, _pairs(meta[key])))
     if plan:
-        rows.append(("Plan", _pairs({k: v for k, v in plan.items() if v is not None})))
+        shown = {
+            k: v for k, v in plan.items() if v is not None and k not in ("stacks", "workloads")
+        }
+        rows.append(("Plan", _pairs(shown)))
     packages = meta.get("packages") or {}
     if packages:
         rows.append(("Packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))))
+    rows += [("Note", str(note)) for note in meta.get("notes") or []]
     return rows
+
+
+def workload_description(figures: RunFigures, workload: str) -> str:
+    """What the workload's requests do, as the run's plan describes it ('' if it does not)."""
+    descriptions = figures.plan.get("workload_descriptions") or {}
+    return str(descriptions.get(workload) or "")
 
 
 def command_line(figures: RunFigures) -> str:
