@@ -100,13 +100,7 @@ def seed_database(
             "orders (user_id, product_id, quantity, unit_price, created_at)",
             _order_rows(orders, users, prices, seed, now),
         )
-        world_random = random.Random(f"{seed}:world")
-        _copy(
-            connection,
-            "world (id, randomnumber)",
-            ((i, world_random.randint(1, WORLD_ROWS)) for i in range(1, WORLD_ROWS + 1)),
-        )
-        _copy(connection, "fortune (id, message)", enumerate(FORTUNES, start=1))
+        _copy_techempower_rows(connection, seed)
         # Fresh statistics, so the first benchmark queries get the plans later ones will.
         connection.execute("ANALYZE users, products, orders, world, fortune")
 
@@ -118,6 +112,36 @@ def seed_database(
         fortunes=len(FORTUNES),
         seconds=time.perf_counter() - started,
     )
+
+
+def fill_techempower_tables(url: str, *, seed: int = 0) -> bool:
+    """Give `world` and `fortune` their standard rows unless they already hold them.
+
+    Leaves every other table alone: `pgarena serve` calls it on databases that may hold
+    someone's data. Returns whether it (re)filled the tables.
+    """
+    check = "SELECT (SELECT count(*) FROM world), (SELECT count(*) FROM fortune)"
+    with psycopg.connect(url_for(url, "libpq")) as connection, connection.transaction():
+        if connection.execute(check).fetchone() == (WORLD_ROWS, len(FORTUNES)):
+            return False
+        # Serialise servers starting together on one database; then look again.
+        connection.execute("LOCK TABLE world, fortune IN ACCESS EXCLUSIVE MODE")
+        if connection.execute(check).fetchone() == (WORLD_ROWS, len(FORTUNES)):
+            return False
+        connection.execute("TRUNCATE world, fortune")
+        _copy_techempower_rows(connection, seed)
+        connection.execute("ANALYZE world, fortune")
+    return True
+
+
+def _copy_techempower_rows(connection: psycopg.Connection, seed: int) -> None:
+    world_random = random.Random(f"{seed}:world")
+    _copy(
+        connection,
+        "world (id, randomnumber)",
+        ((i, world_random.randint(1, WORLD_ROWS)) for i in range(1, WORLD_ROWS + 1)),
+    )
+    _copy(connection, "fortune (id, message)", enumerate(FORTUNES, start=1))
 
 
 def _copy(connection: psycopg.Connection, target: str, rows: Iterable[Sequence[object]]) -> None:

@@ -1,4 +1,16 @@
-"""`pgarena serve`: prepare the database, then run the service under an ASGI server."""
+"""`pgarena serve`: prepare the database, then run the service under an ASGI server.
+
+Three servers, chosen with `--server`:
+  - `uvicorn` with uvloop and httptools (uvicorn's own supervisor for several workers);
+  - `gunicorn` as process manager with uvicorn workers (the `uvicorn-worker` package: the
+    `uvicorn.workers` module is deprecated);
+  - `granian`, the Rust HTTP server, on its ASGI interface.
+
+Every worker builds its own app through `app_from_environment` after it has been forked or
+spawned, so engines and pools are never shared between processes. With several workers,
+Prometheus runs in multiprocess mode: each worker writes its metrics to files in one
+directory and `/metrics` adds them up, whichever worker answers.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +18,30 @@ import errno
 import os
 import shutil
 import socket
+import sys
 import tempfile
+from collections.abc import Callable
+from typing import Any, Literal, get_args
 
-import uvicorn
 from rich.console import Console
 
 from pgarena.database import ensure_database
+from pgarena.database.seed import fill_techempower_tables
 from pgarena.database.urls import redact
 from pgarena.errors import UserError
-from pgarena.service.metrics import MULTIPROC_ENV
 from pgarena.service.stacks import get_stack
 from pgarena.settings import Settings
 
-console = Console(stderr=True)
+# Deliberately not imported from `pgarena.service.metrics`: importing prometheus_client
+# fixes its value class for the whole process, and gunicorn and granian fork their workers
+# from this one. It must see this variable set first, or each worker would count alone.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+APP_FACTORY = "pgarena.service.app:app_from_environment"
+
+Server = Literal["uvicorn", "gunicorn", "granian"]
+SERVERS: tuple[str, ...] = get_args(Server)
+
+console = Console(stderr=True, soft_wrap=True)  # a log line per banner line
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -42,49 +65,141 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def describe(settings: Settings) -> str:
+SERVER_DESCRIPTIONS: dict[str, str] = {
+    "uvicorn": "uvicorn (uvloop, httptools)",
+    "gunicorn": "gunicorn with uvicorn workers (uvloop, httptools)",
+    "granian": "granian (ASGI, uvloop)",
+}
+
+
+def describe(settings: Settings, server: str = "uvicorn") -> str:
     """The start-up banner: every setting that shapes what is being measured."""
     stack = get_stack(settings.stack)
-    threads = f", {settings.thread_count} threads" if stack.style == "sync" else ""
+    threads = f", {settings.thread_count} threads each" if stack.style == "sync" else ""
+    metrics = "summed over workers" if settings.workers > 1 else "single process"
     return (
         f"pgarena serving stack [bold]{stack.name}[/] ({stack.description})\n"
-        f"  http://{settings.host}:{settings.port}"
-        f"  uvicorn, {settings.workers} worker(s){threads}\n"
-        f"  pool {settings.pool_size} + {settings.max_overflow} overflow per worker\n"
+        f"  http://{settings.host}:{settings.port}\n"
+        f"  {SERVER_DESCRIPTIONS[server]}, {settings.workers} worker(s){threads}\n"
+        f"  pool {settings.pool_size} + {settings.max_overflow} overflow per worker, "
+        f"{settings.pool_timeout:g} s timeout\n"
+        f"  metrics {metrics}\n"
         f"  database {redact(settings.database_url or '')}"
     )
 
 
-def serve(settings: Settings) -> None:
-    """Start PostgreSQL if needed, migrate, and serve until interrupted."""
+def serve(settings: Settings, server: str = "uvicorn") -> None:
+    """Start PostgreSQL if needed, migrate, fill the TechEmpower tables if they are empty,
+    and serve until interrupted."""
+    if server not in SERVERS:
+        raise UserError(f"unknown server {server!r}; choose one of: {', '.join(SERVERS)}")
     stack = get_stack(settings.stack)
     check_port_free(settings.host, settings.port)
     settings = settings.model_copy(update={"database_url": ensure_database(settings)})
+    assert settings.database_url is not None
+    if fill_techempower_tables(settings.database_url):
+        console.print("filled the TechEmpower tables world and fortune")
     if stack.style == "sync" and settings.thread_count > settings.max_connections:
         console.print(
             f"[yellow]warning:[/] {settings.thread_count} threads share "
             f"{settings.max_connections} connections: requests will queue for the pool"
         )
     os.environ.update(settings_environment(settings))
-    multiproc_dir = None
+    metrics_dir = None
     if settings.workers > 1:
-        # Set before any worker imports prometheus_client, so every worker writes to it.
-        multiproc_dir = tempfile.mkdtemp(prefix="pgarena-metrics-")
-        os.environ[MULTIPROC_ENV] = multiproc_dir
-    console.print(describe(settings))
+        if "prometheus_client" in sys.modules:
+            raise RuntimeError("prometheus_client was imported before multiprocess mode was set")
+        metrics_dir = tempfile.mkdtemp(prefix="pgarena-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    console.print(describe(settings, server))
     try:
-        uvicorn.run(
-            "pgarena.service.app:app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop",
-            http="httptools",
-            # One log line per request costs more than some endpoints; errors still log.
-            access_log=False,
-            log_level="warning",
-        )
+        RUNNERS[server](settings)
     finally:
-        if multiproc_dir:
-            shutil.rmtree(multiproc_dir, ignore_errors=True)
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def run_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        # One log line per request costs more than some endpoints; errors still log.
+        access_log=False,
+        log_level="warning",
+    )
+
+
+def run_gunicorn(settings: Settings) -> None:
+    from gunicorn.app.base import BaseApplication
+    from uvicorn_worker import UvicornWorker
+
+    class Worker(UvicornWorker):
+        # Named, not "auto": the banner says what runs. No access log, as with uvicorn.
+        CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012
+            "loop": "uvloop",
+            "http": "httptools",
+            "access_log": False,
+        }
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options = {
+                "bind": [f"{settings.host}:{settings.port}"],
+                "workers": settings.workers,
+                "worker_class": Worker,
+                "keepalive": 5,  # uvicorn's default; gunicorn's 2 s would close more
+                "loglevel": "warning",
+                "accesslog": None,
+                "child_exit": child_exit,
+                "proc_name": f"pgarena-{settings.stack}",
+            }
+            for name, value in options.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            # Runs in each worker after the fork: the app, and later its pool, are its own.
+            from pgarena.service.app import app_from_environment
+
+            return app_from_environment()
+
+    Application().run()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook, in the arbiter: a dead worker's live gauges must stop counting."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def run_granian(settings: Settings) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    Granian(
+        APP_FACTORY,
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.uvloop,
+        log_level=LogLevels.warning,
+        log_access=False,
+    ).serve()
+
+
+RUNNERS: dict[str, Callable[[Settings], None]] = {
+    "uvicorn": run_uvicorn,
+    "gunicorn": run_gunicorn,
+    "granian": run_granian,
+}
