@@ -102,7 +102,8 @@ def test_ten_times_longer_database_wait_is_a_regression_exit_1(
     assert code == 1
     [cell] = report["cells"]
     assert cell["verdict"] == "slower" and cell["regression"] is True
-    assert cell["ci95_high"] < 0.5  # 50 ms instead of 5 ms: far fewer requests per second
+    # 50 ms instead of 5 ms: fewer requests per second, with the whole interval below 1.
+    assert cell["ratio"] < 0.8 and cell["ci95_high"] < 1.0
     assert len(cell["base"]["values"]) == len(cell["new"]["values"]) == 3
     # The plans differ in the database wait, and compare says so.
     assert any("slow_ms 5 -> 50" in warning for warning in report["warnings"])
@@ -114,7 +115,7 @@ def test_the_same_change_the_other_way_is_faster_and_exits_0(
     code, report = compare_json(sleep_50ms, sleep_5ms)
     assert code == 0
     [cell] = report["cells"]
-    assert cell["verdict"] == "faster" and cell["ci95_low"] > 2.0
+    assert cell["verdict"] == "faster" and cell["ratio"] > 1.25 and cell["ci95_low"] > 1.0
 
 
 def test_two_runs_with_the_same_settings_are_not_a_regression_beyond_5_percent(
