@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from pgarena.database.seed import seed_database
+from pgarena.database.seed import fill_techempower_tables, seed_database
 from pgarena.database.urls import url_for
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -103,3 +103,17 @@ def test_orders_without_users_or_products_are_refused(database_url: str) -> None
         seed_database(database_url, users=0, products=5, orders=10)
     with pytest.raises(ValueError, match=">= 0"):
         seed_database(database_url, users=-1, products=0, orders=0)
+
+
+def test_fill_techempower_tables_restores_them_and_leaves_other_rows_alone(
+    database_url: str,
+) -> None:
+    seed_database(database_url, users=5, products=2, orders=3)
+    assert fill_techempower_tables(database_url) is False  # already complete: untouched
+    with psycopg.connect(database_url) as connection:
+        connection.execute("DELETE FROM world WHERE id > 9000")
+        connection.execute("DELETE FROM fortune")
+    assert fill_techempower_tables(url_for(database_url, "asyncpg")) is True
+    rows = dump(database_url)
+    assert len(rows["world"]) == 10_000 and len(rows["fortune"]) == 12
+    assert (len(rows["users"]), len(rows["products"]), len(rows["orders"])) == (5, 2, 3)

@@ -12,6 +12,7 @@ import psycopg
 import psycopg_pool
 import pytest
 from psycopg import sql
+from pydantic import ValidationError
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -23,6 +24,7 @@ from pgarena.database.urls import (
     url_for,
     with_database,
 )
+from pgarena.settings import Settings
 
 SPELLINGS = [
     "postgresql",
@@ -251,3 +253,13 @@ def test_ipv6_hosts_and_odd_names_survive_the_round_trip() -> None:
         5433,
         "my db",
     )
+
+
+def test_rejected_database_url_in_settings_hides_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://app:s3cret@db.example.com/shop")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert "unsupported database URL scheme" in str(raised.value)
+    assert "s3cret" not in str(raised.value)

@@ -20,7 +20,11 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PGARENA_", extra="forbid", frozen=True)
+    # hide_input_in_errors: a rejected DATABASE_URL must not reappear, password and all, in
+    # the text of the validation error.
+    model_config = SettingsConfigDict(
+        env_prefix="PGARENA_", extra="forbid", frozen=True, hide_input_in_errors=True
+    )
 
     # Database. No URL means: start the embedded PostgreSQL in `data_dir`.
     database_url: str | None = Field(
