@@ -19,9 +19,14 @@ from pathlib import Path
 import pytest
 from matplotlib import image
 
+from pgarena.bench.plan import Plan
+from pgarena.bench.runner import RunConfig, run_plan
+from pgarena.bench.servers import ServerOptions
 from pgarena.bench.stats import compare, summarize
+from pgarena.bench.workloads import WORKLOADS
 from pgarena.database import create_database_if_missing
 from pgarena.database.urls import with_database
+from pgarena.report.build import write_reports
 from pgarena.report.formatting import mean_with_interval, verdict
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -354,3 +359,31 @@ def test_report_rejects_an_unknown_format(arena_run: Path, tmp_path: Path) -> No
     finished = pgarena("report", results, "--format", "md,pdf", "--out", tmp_path)
     assert finished.returncode == 2
     assert "pdf" in finished.stderr
+
+
+def test_a_run_whose_cells_all_failed_reports_why_instead_of_figures(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A pool of size 0 makes the server refuse to start: every cell fails, for real. The
+    # command line refuses such a pool, so this run goes through the harness's API.
+    plan = Plan(
+        stacks=("async",), workloads=(WORKLOADS["json"],), concurrency=(2,), repeats=1,
+        duration_s=0.5, requests=None, warmup_s=0.0, rate=None, preset=None,
+    )  # fmt: skip
+    config = RunConfig(
+        plan, tmp_path, database_url=database_url, server_options=ServerOptions(pool_size=0)
+    )
+    [cell] = run_plan(config).document["cells"]
+    assert cell["status"] == "failed"
+
+    out = tmp_path / "reports"
+    written = write_reports(tmp_path / "results.json", out_dir=out)
+    assert out / "report.md" in written and out / "report.html" in written
+    markdown = (out / "report.md").read_text()
+    failures = markdown_table_after(markdown, "## Failed measurements")
+    assert failures[0] == ["Stack", "Workload", "Concurrency", "Repeat", "Reason"]
+    assert failures[1][:4] == ["async", "json", "2", "0"]
+    assert failures[1][4] == cell["error"].replace("|", "\\|").replace("\n", " ")
+    assert "1 of 1 measured cells carry a warning" in markdown
+    assert "Failed measurements" in (out / "report.html").read_text()
+    assert list((out / "charts").glob("*.png")) == []  # nothing measured, nothing drawn
