@@ -396,9 +396,10 @@ def _format_figure(figure: dict[str, Any] | None, digits: int = 0) -> str:
 
 
 def print_summary(document: dict[str, Any], path: Path) -> None:
-    """The final table (means with 95% CI half-widths) and where the results are."""
-    table = Table(title="pgarena run: mean across repeats (± 95% CI)", show_lines=False)
-    left = ("workload", "stack", "CPU srv/pg/gen", "warnings")
+    """The final table (means with 95% CI half-widths), its warnings, and where the results
+    are. Warnings are numbered below the table so the table stays narrow."""
+    table = Table(title="pgarena run: mean across repeats (± 95% CI)")
+    left = ("workload", "stack", "CPU srv/pg/gen", "!")
     for column in ("workload", "c", "stack", "req/s", "p99 ms", "req/CPU-s", *left[2:]):
         table.add_column(column, justify="left" if column in left else "right")
     shares: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
@@ -406,9 +407,26 @@ def print_summary(document: dict[str, Any], path: Path) -> None:
         if cell["status"] == "ok":
             key = (cell["stack"], cell["workload"], cell["concurrency"])
             shares.setdefault(key, []).append(cell["cpu_share"])
-    rows = sorted(document["summary"], key=lambda s: (s["workload"], s["concurrency"]))
-    for summary in rows:
+    notes: dict[str, int] = {}
+    single_repeat = False
+    plan = document["plan"]
+
+    def plan_order(summary: dict[str, Any]) -> tuple[int, int, int]:
+        # Stacks side by side for each workload and concurrency, as they compete.
+        return (
+            _index(plan["workloads"], summary["workload"]),
+            summary["concurrency"],
+            _index(plan["stacks"], summary["stack"]),
+        )
+
+    for summary in sorted(document["summary"], key=plan_order):
         key = (summary["stack"], summary["workload"], summary["concurrency"])
+        marks = []
+        for warning in summary["warnings"]:
+            if warning.startswith("one repeat"):
+                single_repeat = True
+                continue
+            marks.append(str(notes.setdefault(warning, len(notes) + 1)))
         table.add_row(
             summary["workload"],
             str(summary["concurrency"]),
@@ -417,16 +435,24 @@ def print_summary(document: dict[str, Any], path: Path) -> None:
             _format_figure(summary["latency_p99_ms"], 1),
             _format_figure(summary["requests_per_server_cpu_s"]),
             _format_shares(shares.get(key, [])),
-            "; ".join(summary["warnings"]),
+            ",".join(marks),
         )
     console.print(table)
+    for warning, number in notes.items():
+        console.print(f"  [yellow]{number}[/] {warning}", highlight=False)
+    if single_repeat:
+        console.print("  one repeat per cell: no confidence intervals (use --repeats 3)")
     failed = sum(1 for cell in document["cells"] if cell["status"] != "ok")
     if failed:
-        console.print(f"[red]{failed} of {len(document['cells'])} cells failed[/] (see warnings)")
+        console.print(f"[red]{failed} of {len(document['cells'])} cells failed[/]")
     console.print(f"results: {path}")
     logs = path.parent / "servers"
     if logs.is_dir():
         console.print(f"server logs: {logs}")
+
+
+def _index(items: list[Any], item: Any) -> int:
+    return items.index(item) if item in items else len(items)
 
 
 def _format_shares(shares: list[dict[str, Any]]) -> str:

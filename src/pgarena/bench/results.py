@@ -78,8 +78,8 @@ def write_atomically(path: Path, document: dict[str, Any]) -> None:
     try:
         with os.fdopen(handle, "w") as file:
             file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
+        # The rename is what makes a crash or kill of the run safe. No fsync: surviving a
+        # power cut is not worth a disk flush per cell on a machine being measured.
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -272,10 +272,16 @@ class _Arena:
                 f"{server.last_log_line()}"
             )
             self.stop_server()
+        elif result.requests == 0:
+            error = (
+                f"no answer at all in {result.duration_s:.1f} s: the server accepted "
+                f"{key.concurrency} connections but answered nothing (stuck?)"
+            )
         elif result.ok == 0:
             kinds = ", ".join(f"{k}: {v}" for k, v in sorted(result.errors.items()) if v)
-            error = f"no correct answer in {result.requests} requests ({kinds or 'none sent'})"
-        if self.plan.server_lifetime == "cell":
+            error = f"no correct answer in {result.requests} requests ({kinds})"
+        # A failed cell may leave a stuck or damaged server: never hand it the next cell.
+        if self.plan.server_lifetime == "cell" or error:
             self.stop_server()
         cell = _measured_cell(key, started_at, result, usage[0], error)
         cell["server_start_s"] = server_start_s
