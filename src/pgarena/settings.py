@@ -7,6 +7,7 @@ construction, before any server or database is touched.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
@@ -16,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def default_data_dir() -> Path:
     """Where the embedded PostgreSQL keeps its data unless told otherwise."""
+    if os.geteuid() == 0:
+        # As root the server runs as a separate system user that must be able to reach its
+        # data directory; under /root/.cache that would mean opening /root to everyone.
+        return Path("/var/lib/pgarena/postgres")
     return Path(platformdirs.user_cache_dir("pgarena")) / "postgres"
 
 
