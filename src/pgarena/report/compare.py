@@ -104,6 +104,11 @@ def _differences(
     return f"{label} differ: {'; '.join(changed)}" if changed else None
 
 
+def _settings_only(block: dict[str, Any] | None) -> dict[str, Any]:
+    """A metadata block without what was measured rather than chosen (e.g. seed_seconds)."""
+    return {key: value for key, value in (block or {}).items() if not key.endswith("_seconds")}
+
+
 def setting_warnings(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between the two runs besides the code under test (from the metadata)."""
     base_meta, new_meta = base.get("metadata") or {}, new.get("metadata") or {}
@@ -117,7 +122,11 @@ def setting_warnings(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
         ),
         _differences("PostgreSQL settings", base_pg.get("settings"), new_pg.get("settings")),
         _differences("server settings", base_meta.get("server"), new_meta.get("server")),
-        _differences("data sizes", base_meta.get("data"), new_meta.get("data")),
+        _differences(
+            "data sizes",
+            _settings_only(base_meta.get("data")),
+            _settings_only(new_meta.get("data")),
+        ),
         _differences(
             "targets", {"target": base_meta.get("target")}, {"target": new_meta.get("target")}
         ),
