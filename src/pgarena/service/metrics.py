@@ -97,6 +97,23 @@ class MetricsMiddleware:
             # The router stores the matched route in the scope; its template ("/users/{id}")
             # keeps the label set small, unlike the raw path.
             route = scope.get("route")
-            labels = (scope["method"], getattr(route, "path", "unmatched"), str(status))
-            REQUESTS.labels(*labels).inc()
-            REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
+            labels = (scope["method"], getattr(route, "path", "unmatched"), status)
+            count, duration = _request_metrics.get(labels) or _add_request_metrics(labels)
+            count.inc()
+            duration.observe(time.perf_counter() - started)
+
+
+# The labelled children of REQUESTS and REQUEST_DURATION, by (method, route, status). For
+# speed: `.labels()` validates and locks on every call, about 6 us a request; a dict lookup
+# is a fraction of that. Routes are templates, so this stays small.
+_request_metrics: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _add_request_metrics(labels: tuple[str, str, int]) -> tuple[Any, Any]:
+    method, route, status = labels
+    children = (
+        REQUESTS.labels(method, route, str(status)),
+        REQUEST_DURATION.labels(method, route, str(status)),
+    )
+    _request_metrics[labels] = children
+    return children
