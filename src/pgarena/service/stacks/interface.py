@@ -4,9 +4,10 @@ The two protocols are the same list of operations; the async one is awaited. Eac
 operation returns public schemas and raises `NotFound`/`Conflict` from
 `pgarena.service.errors`, so routes stay one line long and identical across stacks.
 
-The TechEmpower operations follow the published rules: `get_worlds` runs one statement per
-id (no `IN (...)`, no cache); `update_worlds` reads each row with its own statement, then
-writes every new number in one batch, in id order so concurrent requests cannot deadlock.
+The TechEmpower operations follow the published rules: `get_worlds` is given distinct ids
+and runs one statement per id (no `IN (...)`, no cache); `update_worlds` reads each row with
+its own statement, then writes every new number in one batch, in id order so concurrent
+requests cannot deadlock.
 A store takes its connection on first use, not when it is created, so a request that runs
 its queries elsewhere (`summary`) never holds one connection while waiting for others.
 """
