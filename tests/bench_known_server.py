@@ -79,12 +79,17 @@ class KnownServer:
     def close(self) -> None:
         """Stop serving and end the thread."""
 
-        def shutdown() -> None:
+        async def shutdown() -> None:
             self._server.close()
+            handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
             self._loop.stop()
 
-        self._loop.call_soon_threadsafe(shutdown)
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
         self._thread.join(timeout=5)
+        self._loop.close()
 
     def __enter__(self) -> KnownServer:
         return self

@@ -188,19 +188,19 @@ def _parse_response(buffer: bytearray) -> tuple[int, bytes, int, bool] | None:
     head_end = buffer.find(b"\r\n\r\n")
     if head_end < 0:
         return None
-    head = bytes(buffer[:head_end])
-    if not head.startswith(b"HTTP/1."):
+    if not buffer.startswith(b"HTTP/1."):
         raise _Failure("disconnect")
-    status = int(head[9:12])
-    close = _CONNECTION_CLOSE.search(head) is not None
+    status = int(buffer[9:12])
+    # Searching the buffer in place (pos/endpos) avoids copying the head.
+    close = _CONNECTION_CLOSE.search(buffer, 0, head_end) is not None
     body_start = head_end + 4
-    match = _CONTENT_LENGTH.search(head)
+    match = _CONTENT_LENGTH.search(buffer, 0, head_end)
     if match is not None:
         end = body_start + int(match.group(1))
         if len(buffer) < end:
             return None
         return status, bytes(buffer[body_start:end]), end, close
-    if _CHUNKED.search(head) is not None:
+    if _CHUNKED.search(buffer, 0, head_end) is not None:
         return _parse_chunked(buffer, body_start, status, close)
     if status in (204, 304) or status < 200:
         return status, b"", body_start, close
@@ -227,70 +227,6 @@ def _parse_chunked(
             return None
         chunks.append(bytes(buffer[data_start : data_start + size]))
         position = data_start + size + 2
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection with at most one request in flight."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
-        self.sent_at = 0.0
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport, hence no isinstance check.
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def send(self, payload: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
-        waiter = self.loop.create_future()
-        self.waiter = waiter
-        self.sent_at = time.monotonic()
-        assert self.transport is not None
-        self.transport.write(payload)
-        return waiter
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        waiter = self.waiter
-        if waiter is None:
-            return
-        try:
-            parsed = _parse_response(self.buffer)
-        except (_Failure, ValueError):
-            self.fail("disconnect")
-            return
-        if parsed is None:
-            return
-        status, body, consumed, close = parsed
-        del self.buffer[:consumed]
-        self.waiter = None
-        if not waiter.done():
-            waiter.set_result((status, body, close))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(_Failure("disconnect"))
-
-    def fail(self, kind: str) -> None:
-        """Give up on the request in flight (timeout, garbage) and drop the connection."""
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(_Failure(kind))
-        self.close()
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
 
 
 class _Request:
@@ -367,7 +303,6 @@ class _Run:
         ]
         self.weights = [scenario.weight for scenario in job.workload.scenarios]
         self.phase = WARMUP
-        self.connections: set[_Connection] = set()
         self.latencies: list[int] = []
         self.interval_latencies: list[int] = []
         self.ok = 0
@@ -476,76 +411,16 @@ class _Run:
         if self.job.requests is not None and self.requests >= self.job.requests:
             self.stop()
 
-    # -- connections --
-
-    async def connect(self) -> _Connection | None:
-        try:
-            _, connection = await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: _Connection(self.loop), self.job.host, self.job.port
-                ),
-                self.job.timeout_s,
-            )
-        except (TimeoutError, OSError):
-            self.count_error("connect")
-            await asyncio.sleep(0.05)  # a refused connect returns at once: do not spin
-            return None
-        self.connections.add(connection)
-        return connection
-
-    async def client(self) -> None:
-        """One connection's loop: pick a scenario, send its requests one after another."""
-        connection: _Connection | None = None
-        perf_counter_ns = time.perf_counter_ns
-        try:
-            while self.phase != DONE:
-                if connection is None or connection.closed:
-                    if connection is not None:
-                        self.connections.discard(connection)
-                    connection = await self.connect()
-                    continue
-                captured: dict[str, str] = {}
-                for request in self.pick():
-                    due = self.claim()
-                    if due is None:
-                        return
-                    if due:
-                        delay = due - perf_counter_ns()
-                        if delay > 0:
-                            await asyncio.sleep(delay / 1e9)
-                    payload = request.build(captured)
-                    sent = due or perf_counter_ns()
-                    try:
-                        status, body, close = await connection.send(payload)
-                    except _Failure as failure:
-                        self.count_error(failure.kind)
-                        connection.close()
-                        break
-                    latency = perf_counter_ns() - sent
-                    if not self.count_answer(request.step, status, body, latency):
-                        break
-                    if request.step.capture_id:
-                        match = _JSON_ID.search(body)
-                        assert match is not None  # checked by count_answer
-                        captured["id"] = match.group(1).decode()
-                    if close:
-                        connection.close()
-                        break
-        finally:
-            if connection is not None:
-                connection.close()
-
-    async def watchdog(self) -> None:
+    async def watchdog(self, clients: list[_Client]) -> None:
         """Fail requests older than the timeout; cheaper than one timer per request."""
         step = min(0.1, self.job.timeout_s / 4)
+        timeout_ns = int(self.job.timeout_s * 1e9)
         while self.phase != DONE:
             await asyncio.sleep(step)
-            limit = time.monotonic() - self.job.timeout_s
-            for connection in list(self.connections):
-                if connection.waiter is not None and connection.sent_at < limit:
-                    connection.fail("timeout")
-                if connection.closed:
-                    self.connections.discard(connection)
+            limit = time.perf_counter_ns() - timeout_ns
+            for client in clients:
+                if client.waiting and client.sent < limit:
+                    client.fail("timeout")
 
     async def clock(self) -> None:
         """Report progress every interval while the job runs."""
@@ -575,6 +450,140 @@ class _Run:
             last_ok, last_time = ok, now
 
 
+class _Client(asyncio.Protocol):
+    """One connection slot: sends a request, and from the callback that receives the answer,
+    the next one. No future and no task switch per request: the answer's bytes arrive in
+    `data_received`, which counts them and writes the next request right away (as wrk does).
+    A lost connection is re-opened; the slot lives for the whole job."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.scenario: list[_Request] = []
+        self.step = 0
+        self.captured: dict[str, str] = {}
+        self.waiting = False  # a request is in flight
+        self.sent = 0  # when it was sent, or due (open loop), perf_counter_ns
+        self.timer: asyncio.TimerHandle | None = None
+        self.stopped = False
+
+    # -- connection --
+
+    def open(self) -> None:
+        if not self.stopped and self.run.phase != DONE:
+            self.run.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        run = self.run
+        try:
+            await asyncio.wait_for(
+                run.loop.create_connection(lambda: self, run.job.host, run.job.port),
+                run.job.timeout_s,
+            )
+        except (TimeoutError, OSError):
+            run.count_error("connect")
+            # A refused connect returns at once: wait a little instead of spinning.
+            self.timer = run.loop.call_later(0.05, self.open)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, hence no isinstance check.
+        self.transport = transport  # type: ignore[assignment]
+        if self.stopped:  # the job ended while this connection was being opened
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer.clear()
+        self.step = len(self.scenario)  # a new connection starts a new scenario
+        self.next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.waiting:
+            self.waiting = False
+            self.run.count_error("disconnect")
+        self.open()
+
+    def fail(self, kind: str) -> None:
+        """Give up on the request in flight (timeout, garbage) and reconnect."""
+        if self.waiting:
+            self.waiting = False
+            self.run.count_error(kind)
+        if self.transport is not None:
+            self.transport.abort()  # connection_lost re-opens
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- requests --
+
+    def next(self) -> None:
+        """Send the next request of the scenario (a new scenario after the last step)."""
+        run = self.run
+        if self.stopped or self.transport is None:
+            return
+        if self.step >= len(self.scenario):
+            self.scenario = run.pick()
+            self.step = 0
+            self.captured = {}
+        due = run.claim()
+        if due is None:
+            return
+        if due:
+            delay = due - time.perf_counter_ns()
+            if delay > 0:
+                self.timer = run.loop.call_later(delay / 1e9, self.send, due)
+                return
+        self.send(due)
+
+    def send(self, due: int = 0) -> None:
+        if self.stopped or self.transport is None:
+            return
+        payload = self.scenario[self.step].build(self.captured)
+        # Open loop: latency counts from when the request was due, not from when it went.
+        self.sent = due or time.perf_counter_ns()
+        self.waiting = True
+        self.transport.write(payload)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.waiting:
+            return
+        try:
+            parsed = _parse_response(buffer)
+        except (_Failure, ValueError):
+            self.fail("disconnect")
+            return
+        if parsed is None:
+            return
+        status, body, consumed, close = parsed
+        del buffer[:consumed]
+        self.waiting = False
+        request = self.scenario[self.step]
+        step = request.step
+        if self.run.count_answer(step, status, body, time.perf_counter_ns() - self.sent):
+            if step.capture_id:
+                match = _JSON_ID.search(body)
+                assert match is not None  # checked by count_answer
+                self.captured["id"] = match.group(1).decode()
+            self.step += 1
+        else:
+            self.step = len(self.scenario)  # a failed step abandons its scenario
+        if close:
+            assert self.transport is not None
+            self.transport.close()  # connection_lost re-opens
+            return
+        self.next()
+
+
 async def drive(
     job: LoadJob,
     report: Callable[[str, Any], None] = lambda kind, value: None,
@@ -594,26 +603,28 @@ async def drive(
         run.loop.call_later(job.warmup_s, run.start_measuring)
     else:
         run.start_measuring()
-    tasks = [asyncio.ensure_future(run.client()) for _ in range(job.connections)]
-    helpers = [asyncio.ensure_future(run.watchdog()), asyncio.ensure_future(run.clock())]
-    clients = asyncio.gather(*tasks)
+    clients = [_Client(run) for _ in range(job.connections)]
+    for client in clients:
+        client.open()
+    helpers = [
+        asyncio.ensure_future(run.watchdog(clients)),
+        asyncio.ensure_future(run.clock()),
+    ]
     finished = asyncio.ensure_future(run.finished.wait())
-    waiters: set[asyncio.Future[Any]] = {finished, clients}
+    waiters: set[asyncio.Future[Any]] = {finished}
     stopper = asyncio.ensure_future(stop_event.wait()) if stop_event is not None else None
     if stopper is not None:
         waiters.add(stopper)
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     aborted = stopper is not None and stopper.done()
     run.stop()
-    for task in (*tasks, *helpers, finished):
+    for client in clients:
+        client.stop()
+    for task in (*helpers, finished):
         task.cancel()
     if stopper is not None:
         stopper.cancel()
-    await asyncio.gather(*tasks, *helpers, finished, return_exceptions=True)
-    with contextlib.suppress(asyncio.CancelledError):
-        await clients
-    for connection in run.connections:
-        connection.close()
+    await asyncio.gather(*helpers, finished, return_exceptions=True)
     assert run.measure_ended is not None
     return {
         "mode": job.mode,
