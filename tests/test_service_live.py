@@ -53,6 +53,29 @@ def test_fifty_concurrent_signups_with_one_username_give_one_user(
         assert connection.execute("SELECT count(*) FROM users").fetchone() == (1,)
 
 
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_more_concurrent_requests_than_threads_and_connections_never_deadlock(
+    stack: str, database_url: str
+) -> None:
+    """fastapi/fastapi#3205: with a session held until the dependency closes, `def` endpoints
+    waiting for a connection starve the threads that would release one."""
+
+    async def forty_at_once(base_url: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            for _ in range(3):  # waves, so requests overlap at every stage of their handling
+                responses = await asyncio.gather(
+                    *(client.get(f"/users/{n}") for n in range(1, 41)),
+                    *(client.get("/products/?limit=5") for _ in range(10)),
+                )
+            return [response.status_code for response in responses]
+
+    tiny_pool = ("--pool-size", "2", "--max-overflow", "0")  # 2 connections, 2 threads
+    with running_server(database_url, "--stack", stack, *tiny_pool) as base_url:
+        statuses = asyncio.run(forty_at_once(base_url))
+        assert httpx.get(f"{base_url}/health", timeout=5).json() == {"status": "ok"}
+    assert statuses == [404] * 40 + [200] * 10
+
+
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[EmbeddedPostgres]:
     """A PostgreSQL of this module's own, which its tests stop, freeze and restart."""

@@ -3,15 +3,20 @@ request.
 
 Read it side by side with `orm_sync.py`: the statements are the same, only the
 execution model differs.
+
+Every operation is one transaction (`@unit_of_work`) that returns its connection to the pool
+before the endpoint returns, as in `orm_sync.py`, where that is what avoids a deadlock; here it
+keeps connections busy no longer than the work needs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, delete, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -38,6 +43,22 @@ from pgarena.settings import Settings
 
 # asyncpg raises OSError subclasses (ConnectionRefusedError...) when the server is gone.
 UNAVAILABLE = (OperationalError, PoolTimeout, OSError)
+Operation = TypeVar("Operation", bound=Callable[..., Awaitable[Any]])
+
+
+def unit_of_work(operation: Operation) -> Operation:
+    """Run a store operation in its own transaction; a violated constraint becomes its HTTP
+    error. The transaction commits when the operation returns, rolls back when it raises."""
+
+    @functools.wraps(operation)
+    async def run(store: OrmStore, *args: Any) -> Any:
+        try:
+            async with store.session.begin():
+                return await operation(store, *args)
+        except IntegrityError as error:
+            raise_for_constraint(error)
+
+    return run  # type: ignore[return-value]
 
 
 class OrmStore:
@@ -45,56 +66,69 @@ class OrmStore:
         self.session = session
         self.database = database
 
+    @unit_of_work
     async def get_user(self, user_id: int) -> UserPublic:
         return UserPublic.model_validate(await self._get(User, user_id))
 
+    @unit_of_work
     async def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
         users = await self.session.scalars(select(User).order_by(User.id).offset(skip).limit(limit))
         return [UserPublic.model_validate(user) for user in users]
 
+    @unit_of_work
     async def create_user(self, data: UserIn) -> UserPublic:
         return UserPublic.model_validate(await self._add(User(**data.model_dump())))
 
+    @unit_of_work
     async def update_user(self, user_id: int, data: UserIn) -> UserPublic:
         return UserPublic.model_validate(await self._update(User, user_id, data.model_dump()))
 
+    @unit_of_work
     async def delete_user(self, user_id: int) -> None:
         await self._delete(User, user_id)
 
+    @unit_of_work
     async def get_product(self, product_id: int) -> ProductPublic:
         return ProductPublic.model_validate(await self._get(Product, product_id))
 
+    @unit_of_work
     async def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
         products = await self.session.scalars(
             select(Product).order_by(Product.id).offset(skip).limit(limit)
         )
         return [ProductPublic.model_validate(product) for product in products]
 
+    @unit_of_work
     async def create_product(self, data: ProductIn) -> ProductPublic:
         return ProductPublic.model_validate(await self._add(Product(**data.model_dump())))
 
+    @unit_of_work
     async def update_product(self, product_id: int, data: ProductIn) -> ProductPublic:
         product = await self._update(Product, product_id, data.model_dump())
         return ProductPublic.model_validate(product)
 
+    @unit_of_work
     async def delete_product(self, product_id: int) -> None:
         try:
             await self._delete(Product, product_id)
         except IntegrityError:
             raise Conflict("Product has orders") from None
 
+    @unit_of_work
     async def create_order(self, data: OrderIn) -> OrderPublic:
         user = await self._get(User, data.user_id)
         product = await self._get(Product, data.product_id)
         order = Order(user=user, product=product, quantity=data.quantity, unit_price=product.price)
         return OrderPublic.model_validate(await self._add(order))
 
+    @unit_of_work
     async def get_order(self, order_id: int) -> OrderPublic:
         order = await self.session.scalar(orm.order_with_relations().where(Order.id == order_id))
         if order is None:
             raise NotFound("Order")
         return OrderPublic.model_validate(order)
 
+    @unit_of_work
     async def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
         await self._get(User, user_id)
         orders = await self.session.scalars(
@@ -106,6 +140,7 @@ class OrmStore:
         )
         return [OrderPublic.model_validate(order) for order in orders]
 
+    @unit_of_work
     async def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
         rows = await self.session.execute(orm.top_products(limit, since))
         return [TopProduct.model_validate(row) for row in rows]
@@ -118,25 +153,29 @@ class OrmStore:
         )
         return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
 
+    @unit_of_work
     async def sleep(self, seconds: float) -> None:
         await self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
 
+    @unit_of_work
     async def get_world(self, world_id: int) -> WorldPublic:
         return orm.world_public(await self._get(World, world_id))
 
+    @unit_of_work
     async def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
         # session.get, the ORM's load by primary key: the identity map lives for one request
         # and a request's ids are distinct, so each id costs one statement.
         return [orm.world_public(await self._get(World, world_id)) for world_id in world_ids]
 
+    @unit_of_work
     async def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]:
         worlds = [await self._get(World, world_id) for world_id in new_numbers]
         for world in worlds:
             world.randomnumber = new_numbers[world.id]
-        # The flush sends the UPDATEs as one executemany, sorted by primary key.
-        await self.session.commit()
+        # The flush at commit sends the UPDATEs as one executemany, sorted by primary key.
         return [orm.world_public(world) for world in worlds]
 
+    @unit_of_work
     async def list_fortunes(self) -> list[FortunePublic]:
         fortunes = await self.session.scalars(select(Fortune))
         return [{"id": fortune.id, "message": fortune.message} for fortune in fortunes]
@@ -149,27 +188,19 @@ class OrmStore:
 
     async def _add(self, row: Row) -> Row:
         self.session.add(row)
-        try:
-            await self.session.commit()
-        except IntegrityError as error:
-            raise_for_constraint(error)
+        await self.session.flush()  # the INSERT, so a duplicate fails here, inside the operation
         return row
 
     async def _update(self, model: type[Row], row_id: int, values: dict[str, Any]) -> Row:
         # One UPDATE ... RETURNING round trip instead of SELECT, UPDATE and a refresh.
         statement = update(model).where(model.id == row_id).values(values).returning(model)  # type: ignore[attr-defined]
-        try:
-            row = await self.session.scalar(statement)
-            await self.session.commit()
-        except IntegrityError as error:
-            raise_for_constraint(error)
+        row = await self.session.scalar(statement)
         if row is None:
             raise NotFound(model.__name__)
         return row
 
     async def _delete(self, model: type[Base], row_id: int) -> None:
         result = await self.session.execute(delete(model).where(model.id == row_id))  # type: ignore[attr-defined]
-        await self.session.commit()
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise NotFound(model.__name__)
 

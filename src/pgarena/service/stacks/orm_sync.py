@@ -2,15 +2,22 @@
 
 Read it side by side with `orm_async.py`: the statements are the same, only the
 execution model differs.
+
+Every operation is one transaction (`@unit_of_work`) that returns its connection to the pool
+before the endpoint returns. Holding it until the session dependency closes would deadlock
+under load: FastAPI validates a `def` endpoint's response on the same thread pool, so threads
+waiting for a connection would wait on connections whose requests wait for a thread
+(fastapi/fastapi#3205, #12066).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, create_engine, delete, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -36,6 +43,22 @@ from pgarena.service.stacks.orm import Row
 from pgarena.settings import Settings
 
 UNAVAILABLE = (OperationalError, PoolTimeout)
+Operation = TypeVar("Operation", bound=Callable[..., Any])
+
+
+def unit_of_work(operation: Operation) -> Operation:
+    """Run a store operation in its own transaction; a violated constraint becomes its HTTP
+    error. The transaction commits when the operation returns, rolls back when it raises."""
+
+    @functools.wraps(operation)
+    def run(store: OrmStore, *args: Any) -> Any:
+        try:
+            with store.session.begin():
+                return operation(store, *args)
+        except IntegrityError as error:
+            raise_for_constraint(error)
+
+    return run  # type: ignore[return-value]
 
 
 class OrmStore:
@@ -43,55 +66,68 @@ class OrmStore:
         self.session = session
         self.database = database
 
+    @unit_of_work
     def get_user(self, user_id: int) -> UserPublic:
         return UserPublic.model_validate(self._get(User, user_id))
 
+    @unit_of_work
     def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
         users = self.session.scalars(select(User).order_by(User.id).offset(skip).limit(limit))
         return [UserPublic.model_validate(user) for user in users]
 
+    @unit_of_work
     def create_user(self, data: UserIn) -> UserPublic:
         return UserPublic.model_validate(self._add(User(**data.model_dump())))
 
+    @unit_of_work
     def update_user(self, user_id: int, data: UserIn) -> UserPublic:
         return UserPublic.model_validate(self._update(User, user_id, data.model_dump()))
 
+    @unit_of_work
     def delete_user(self, user_id: int) -> None:
         self._delete(User, user_id)
 
+    @unit_of_work
     def get_product(self, product_id: int) -> ProductPublic:
         return ProductPublic.model_validate(self._get(Product, product_id))
 
+    @unit_of_work
     def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
         products = self.session.scalars(
             select(Product).order_by(Product.id).offset(skip).limit(limit)
         )
         return [ProductPublic.model_validate(product) for product in products]
 
+    @unit_of_work
     def create_product(self, data: ProductIn) -> ProductPublic:
         return ProductPublic.model_validate(self._add(Product(**data.model_dump())))
 
+    @unit_of_work
     def update_product(self, product_id: int, data: ProductIn) -> ProductPublic:
         return ProductPublic.model_validate(self._update(Product, product_id, data.model_dump()))
 
+    @unit_of_work
     def delete_product(self, product_id: int) -> None:
         try:
             self._delete(Product, product_id)
         except IntegrityError:
             raise Conflict("Product has orders") from None
 
+    @unit_of_work
     def create_order(self, data: OrderIn) -> OrderPublic:
         user = self._get(User, data.user_id)
         product = self._get(Product, data.product_id)
         order = Order(user=user, product=product, quantity=data.quantity, unit_price=product.price)
         return OrderPublic.model_validate(self._add(order))
 
+    @unit_of_work
     def get_order(self, order_id: int) -> OrderPublic:
         order = self.session.scalar(orm.order_with_relations().where(Order.id == order_id))
         if order is None:
             raise NotFound("Order")
         return OrderPublic.model_validate(order)
 
+    @unit_of_work
     def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
         self._get(User, user_id)
         orders = self.session.scalars(
@@ -103,6 +139,7 @@ class OrmStore:
         )
         return [OrderPublic.model_validate(order) for order in orders]
 
+    @unit_of_work
     def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
         rows = self.session.execute(orm.top_products(limit, since))
         return [TopProduct.model_validate(row) for row in rows]
@@ -113,25 +150,29 @@ class OrmStore:
         users, products, orders, revenue = (future.result() for future in futures)
         return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
 
+    @unit_of_work
     def sleep(self, seconds: float) -> None:
         self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
 
+    @unit_of_work
     def get_world(self, world_id: int) -> WorldPublic:
         return orm.world_public(self._get(World, world_id))
 
+    @unit_of_work
     def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
         # session.get, the ORM's load by primary key: the identity map lives for one request
         # and a request's ids are distinct, so each id costs one statement.
         return [orm.world_public(self._get(World, world_id)) for world_id in world_ids]
 
+    @unit_of_work
     def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]:
         worlds = [self._get(World, world_id) for world_id in new_numbers]
         for world in worlds:
             world.randomnumber = new_numbers[world.id]
-        # The flush sends the UPDATEs as one executemany, sorted by primary key.
-        self.session.commit()
+        # The flush at commit sends the UPDATEs as one executemany, sorted by primary key.
         return [orm.world_public(world) for world in worlds]
 
+    @unit_of_work
     def list_fortunes(self) -> list[FortunePublic]:
         fortunes = self.session.scalars(select(Fortune))
         return [{"id": fortune.id, "message": fortune.message} for fortune in fortunes]
@@ -144,27 +185,19 @@ class OrmStore:
 
     def _add(self, row: Row) -> Row:
         self.session.add(row)
-        try:
-            self.session.commit()
-        except IntegrityError as error:
-            raise_for_constraint(error)
+        self.session.flush()  # the INSERT, so a duplicate fails here, inside the operation
         return row
 
     def _update(self, model: type[Row], row_id: int, values: dict[str, Any]) -> Row:
         # One UPDATE ... RETURNING round trip instead of SELECT, UPDATE and a refresh.
         statement = update(model).where(model.id == row_id).values(values).returning(model)  # type: ignore[attr-defined]
-        try:
-            row = self.session.scalar(statement)
-            self.session.commit()
-        except IntegrityError as error:
-            raise_for_constraint(error)
+        row = self.session.scalar(statement)
         if row is None:
             raise NotFound(model.__name__)
         return row
 
     def _delete(self, model: type[Base], row_id: int) -> None:
         result = self.session.execute(delete(model).where(model.id == row_id))  # type: ignore[attr-defined]
-        self.session.commit()
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise NotFound(model.__name__)
 

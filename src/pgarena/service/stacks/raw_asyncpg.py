@@ -8,10 +8,11 @@ it in its per-connection cache, so each request runs prepared statements.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -40,44 +41,69 @@ UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
 )
 
+Operation = TypeVar("Operation", bound=Callable[..., Awaitable[Any]])
+
+
+def unit_of_work(operation: Operation) -> Operation:
+    """Run a store operation on one pool connection, returned to the pool when the operation
+    returns or raises (statements run in autocommit: there is no transaction to end)."""
+
+    @functools.wraps(operation)
+    async def run(store: RawStore, *args: Any) -> Any:
+        try:
+            return await operation(store, *args)
+        finally:
+            await store.release()
+
+    return run  # type: ignore[return-value]
+
 
 class RawStore:
     def __init__(self, database: RawDatabase) -> None:
         self.database = database
         self._connection: PoolConnectionProxy | None = None
 
+    @unit_of_work
     async def get_user(self, user_id: int) -> UserPublic:
         return raw.user_public(await self._one("User", raw.GET_USER, user_id))
 
+    @unit_of_work
     async def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
         rows = await (await self._db()).fetch(raw.LIST_USERS, skip, limit)
         return [raw.user_public(row) for row in rows]
 
+    @unit_of_work
     async def create_user(self, data: UserIn) -> UserPublic:
         return raw.user_public(await self._write(raw.CREATE_USER, data.username, data.email))
 
+    @unit_of_work
     async def update_user(self, user_id: int, data: UserIn) -> UserPublic:
         row = await self._write(raw.UPDATE_USER, user_id, data.username, data.email)
         if row is None:
             raise NotFound("User")
         return raw.user_public(row)
 
+    @unit_of_work
     async def delete_user(self, user_id: int) -> None:
         await self._one("User", raw.DELETE_USER, user_id)
 
+    @unit_of_work
     async def get_product(self, product_id: int) -> ProductPublic:
         return raw.product_public(await self._one("Product", raw.GET_PRODUCT, product_id))
 
+    @unit_of_work
     async def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
         rows = await (await self._db()).fetch(raw.LIST_PRODUCTS, skip, limit)
         return [raw.product_public(row) for row in rows]
 
+    @unit_of_work
     async def create_product(self, data: ProductIn) -> ProductPublic:
         row = await self._write(
             raw.CREATE_PRODUCT, data.name, data.description, data.price, data.sku
         )
         return raw.product_public(row)
 
+    @unit_of_work
     async def update_product(self, product_id: int, data: ProductIn) -> ProductPublic:
         row = await self._write(
             raw.UPDATE_PRODUCT, product_id, data.name, data.description, data.price, data.sku
@@ -86,12 +112,14 @@ class RawStore:
             raise NotFound("Product")
         return raw.product_public(row)
 
+    @unit_of_work
     async def delete_product(self, product_id: int) -> None:
         try:
             await self._one("Product", raw.DELETE_PRODUCT, product_id)
         except asyncpg.IntegrityConstraintViolationError:  # RESTRICT: the product was sold
             raise Conflict("Product has orders") from None
 
+    @unit_of_work
     async def create_order(self, data: OrderIn) -> OrderPublic:
         row = await self._write(raw.CREATE_ORDER, data.user_id, data.product_id, data.quantity)
         if row is None:
@@ -100,14 +128,17 @@ class RawStore:
             raise NotFound("Product" if user_exists else "User")
         return raw.order_public(row)
 
+    @unit_of_work
     async def get_order(self, order_id: int) -> OrderPublic:
         return raw.order_public(await self._one("Order", raw.GET_ORDER, order_id))
 
+    @unit_of_work
     async def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
         await self._one("User", raw.GET_USER, user_id)
         rows = await (await self._db()).fetch(raw.LIST_USER_ORDERS, user_id, skip, limit)
         return [raw.order_public(row) for row in rows]
 
+    @unit_of_work
     async def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
         db = await self._db()
         if since is None:
@@ -123,18 +154,21 @@ class RawStore:
         )
         return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
 
+    @unit_of_work
     async def sleep(self, seconds: float) -> None:
         await (await self._db()).execute(raw.SLEEP, seconds)
 
+    @unit_of_work
     async def get_world(self, world_id: int) -> WorldPublic:
         return dict(await (await self._db()).fetchrow(raw.GET_WORLD, world_id))  # type: ignore[return-value]
 
+    @unit_of_work
     async def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
-        db = await self._db()
-        return [dict(await db.fetchrow(raw.GET_WORLD, world_id)) for world_id in world_ids]  # type: ignore[misc]
+        return await self._worlds(world_ids)
 
+    @unit_of_work
     async def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]:
-        worlds = await self.get_worlds(list(new_numbers))
+        worlds = await self._worlds(list(new_numbers))
         for world in worlds:
             world["randomNumber"] = new_numbers[world["id"]]
         db = await self._db()
@@ -143,15 +177,20 @@ class RawStore:
             await db.executemany(raw.UPDATE_WORLD, sorted(new_numbers.items()))
         return worlds
 
+    @unit_of_work
     async def list_fortunes(self) -> list[FortunePublic]:
         rows = await (await self._db()).fetch(raw.LIST_FORTUNES)
         return [{"id": row["id"], "message": row["message"]} for row in rows]
 
     async def _db(self) -> PoolConnectionProxy:
-        """This request's connection, taken from the pool on first use."""
+        """The operation's connection, taken from the pool on first use."""
         if self._connection is None:
             self._connection = await self.database.acquire()
         return self._connection
+
+    async def _worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
+        db = await self._db()
+        return [dict(await db.fetchrow(raw.GET_WORLD, world_id)) for world_id in world_ids]  # type: ignore[misc]
 
     async def _one(self, what: str, statement: str, *args: Any) -> asyncpg.Record:
         row = await (await self._db()).fetchrow(statement, *args)
@@ -165,7 +204,7 @@ class RawStore:
         except asyncpg.IntegrityConstraintViolationError as error:
             raise_for_constraint(error)
 
-    async def close(self) -> None:
+    async def release(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await self.database.release(connection)
@@ -178,11 +217,7 @@ class RawDatabase:
 
     @asynccontextmanager
     async def store(self) -> AsyncIterator[RawStore]:
-        store = RawStore(self)
-        try:
-            yield store
-        finally:
-            await store.close()
+        yield RawStore(self)
 
     async def acquire(self) -> PoolConnectionProxy:
         connection = await self.pool.acquire(timeout=self.timeout)

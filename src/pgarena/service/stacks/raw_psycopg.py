@@ -6,11 +6,12 @@ the execution model differs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors
@@ -38,42 +39,67 @@ Connection = psycopg.Connection[DictRow]
 
 UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
 
+Operation = TypeVar("Operation", bound=Callable[..., Any])
+
+
+def unit_of_work(operation: Operation) -> Operation:
+    """Run a store operation on one pool connection, returned to the pool when the operation
+    returns or raises (statements run in autocommit: there is no transaction to end)."""
+
+    @functools.wraps(operation)
+    def run(store: RawStore, *args: Any) -> Any:
+        try:
+            return operation(store, *args)
+        finally:
+            store.release()
+
+    return run  # type: ignore[return-value]
+
 
 class RawStore:
     def __init__(self, database: RawDatabase) -> None:
         self.database = database
         self._connection: Connection | None = None
 
+    @unit_of_work
     def get_user(self, user_id: int) -> UserPublic:
         return raw.user_public(self._one("User", raw.GET_USER, user_id))
 
+    @unit_of_work
     def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
         rows = self._db().execute(raw.LIST_USERS, (skip, limit))
         return [raw.user_public(row) for row in rows]
 
+    @unit_of_work
     def create_user(self, data: UserIn) -> UserPublic:
         return raw.user_public(self._write(raw.CREATE_USER, data.username, data.email))
 
+    @unit_of_work
     def update_user(self, user_id: int, data: UserIn) -> UserPublic:
         row = self._write(raw.UPDATE_USER, user_id, data.username, data.email)
         if row is None:
             raise NotFound("User")
         return raw.user_public(row)
 
+    @unit_of_work
     def delete_user(self, user_id: int) -> None:
         self._one("User", raw.DELETE_USER, user_id)
 
+    @unit_of_work
     def get_product(self, product_id: int) -> ProductPublic:
         return raw.product_public(self._one("Product", raw.GET_PRODUCT, product_id))
 
+    @unit_of_work
     def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
         rows = self._db().execute(raw.LIST_PRODUCTS, (skip, limit))
         return [raw.product_public(row) for row in rows]
 
+    @unit_of_work
     def create_product(self, data: ProductIn) -> ProductPublic:
         row = self._write(raw.CREATE_PRODUCT, data.name, data.description, data.price, data.sku)
         return raw.product_public(row)
 
+    @unit_of_work
     def update_product(self, product_id: int, data: ProductIn) -> ProductPublic:
         row = self._write(
             raw.UPDATE_PRODUCT, product_id, data.name, data.description, data.price, data.sku
@@ -82,12 +108,14 @@ class RawStore:
             raise NotFound("Product")
         return raw.product_public(row)
 
+    @unit_of_work
     def delete_product(self, product_id: int) -> None:
         try:
             self._one("Product", raw.DELETE_PRODUCT, product_id)
         except errors.IntegrityError:  # RESTRICT: the product was sold
             raise Conflict("Product has orders") from None
 
+    @unit_of_work
     def create_order(self, data: OrderIn) -> OrderPublic:
         row = self._write(raw.CREATE_ORDER, data.user_id, data.product_id, data.quantity)
         if row is None:
@@ -96,14 +124,17 @@ class RawStore:
             raise NotFound("Product" if found and found["exists"] else "User")
         return raw.order_public(row)
 
+    @unit_of_work
     def get_order(self, order_id: int) -> OrderPublic:
         return raw.order_public(self._one("Order", raw.GET_ORDER, order_id))
 
+    @unit_of_work
     def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
         self._one("User", raw.GET_USER, user_id)
         rows = self._db().execute(raw.LIST_USER_ORDERS, (user_id, skip, limit))
         return [raw.order_public(row) for row in rows]
 
+    @unit_of_work
     def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
         if since is None:
             rows = self._db().execute(raw.TOP_PRODUCTS, (limit,))
@@ -117,18 +148,21 @@ class RawStore:
         users, products, orders, revenue = (future.result() for future in futures)
         return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
 
+    @unit_of_work
     def sleep(self, seconds: float) -> None:
         self._db().execute(raw.SLEEP, (seconds,))
 
+    @unit_of_work
     def get_world(self, world_id: int) -> WorldPublic:
         return self._db().execute(raw.GET_WORLD, (world_id,)).fetchone()  # type: ignore[return-value]
 
+    @unit_of_work
     def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
-        db = self._db()
-        return [db.execute(raw.GET_WORLD, (world_id,)).fetchone() for world_id in world_ids]  # type: ignore[misc]
+        return self._worlds(world_ids)
 
+    @unit_of_work
     def update_worlds(self, new_numbers: Mapping[int, int]) -> list[WorldPublic]:
-        worlds = self.get_worlds(list(new_numbers))
+        worlds = self._worlds(list(new_numbers))
         for world in worlds:
             world["randomNumber"] = new_numbers[world["id"]]
         db = self._db()
@@ -137,14 +171,19 @@ class RawStore:
             cursor.executemany(raw.UPDATE_WORLD, sorted(new_numbers.items()))
         return worlds
 
+    @unit_of_work
     def list_fortunes(self) -> list[FortunePublic]:
         return self._db().execute(raw.LIST_FORTUNES).fetchall()  # type: ignore[return-value]
 
     def _db(self) -> Connection:
-        """This request's connection, taken from the pool on first use."""
+        """The operation's connection, taken from the pool on first use."""
         if self._connection is None:
             self._connection = self.database.getconn()
         return self._connection
+
+    def _worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
+        db = self._db()
+        return [db.execute(raw.GET_WORLD, (world_id,)).fetchone() for world_id in world_ids]  # type: ignore[misc]
 
     def _one(self, what: str, statement: str, *args: Any) -> DictRow:
         row = self._db().execute(statement, args).fetchone()
@@ -158,7 +197,7 @@ class RawStore:
         except errors.IntegrityError as error:
             raise_for_constraint(error)
 
-    def close(self) -> None:
+    def release(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             self.database.putconn(connection)
@@ -171,11 +210,7 @@ class RawDatabase:
 
     @contextmanager
     def store(self) -> Iterator[RawStore]:
-        store = RawStore(self)
-        try:
-            yield store
-        finally:
-            store.close()
+        yield RawStore(self)
 
     def getconn(self) -> Connection:
         connection = self.pool.getconn()
