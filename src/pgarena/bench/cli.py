@@ -261,11 +261,30 @@ def run(
         with reporter:
             writer = run_plan(config, reporter)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished cells kept in {out_dir / 'results.json'}")
+        results = out_dir / "results.json"
+        console.print(
+            f"[yellow]interrupted[/]: finished cells kept in {results}; "
+            f"`pgarena report {results}` writes their reports"
+        )
         raise SystemExit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     print_summary(writer.document, writer.path)
+    write_run_reports(writer.path)
+
+
+def write_run_reports(results: Path) -> None:
+    """report.md, report.html and charts/*.png beside the result file, from it alone."""
+    from pgarena.report.build import write_reports
+
+    with console.status("writing reports"):
+        written = write_reports(results)
+    charts = [path for path in written if path.suffix == ".png"]
+    for path in written:
+        if path.suffix != ".png":
+            console.print(f"report: {path}")
+    if charts:
+        console.print(f"charts: {charts[0].parent}/ ({len(charts)} PNG)")
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
