@@ -243,3 +243,35 @@ def test_target_mode_refuses_writing_workloads_unless_allowed() -> None:
 def test_bad_targets_are_one_line_errors() -> None:
     with pytest.raises(UserError, match="http://"):
         Target.parse("https://example.invalid")
+
+
+@pytest.mark.slow
+def test_run_on_another_asgi_server_records_it_and_its_resolved_settings(
+    database_url: str, tmp_path: Path
+) -> None:
+    run = pgarena(
+        "run", "--stacks", "async", "--workloads", "json", "--concurrency", "2",
+        "--duration", "0.5s", "--warmup", "0.2s", "--repeats", "1", "--server", "granian",
+        "--pool-size", "3", "--out", str(tmp_path),
+        database_url=database_url,
+    )  # fmt: skip
+    _, stderr = run.communicate(timeout=240)
+    assert run.returncode == 0, stderr
+
+    results = load_results(tmp_path / "results.json")
+    assert results["metadata"]["server"] == {
+        "pool_size": 3, "max_overflow": 10, "threads": 13, "workers": 1, "server": "granian"
+    }  # fmt: skip
+    [cell] = results["cells"]
+    assert cell["status"] == "ok" and cell["ok"] > 0
+    [server_log] = (tmp_path / "servers").iterdir()
+    assert "granian (ASGI" in server_log.read_text()  # the banner of the server that ran
+
+
+def test_unknown_server_is_a_one_line_error() -> None:
+    run = pgarena("run", "--server", "tornado")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2
+    assert stderr.strip().splitlines() == [
+        "error: unknown server 'tornado'; choose from: uvicorn, gunicorn, granian"
+    ]

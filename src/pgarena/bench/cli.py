@@ -139,6 +139,10 @@ def run(
     max_overflow: Annotated[
         int | None, typer.Option(min=0, help="Connections beyond the pool.")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="ASGI server: uvicorn, gunicorn or granian (default: uvicorn)."),
+    ] = None,
     server_lifetime: Annotated[
         str | None,
         typer.Option(
@@ -177,10 +181,13 @@ def run(
     """
     from pgarena.bench.runner import RunConfig, Target, run_plan
     from pgarena.bench.servers import ServerOptions
+    from pgarena.service.server import SERVERS
 
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; choose from: {', '.join(PRESETS)}")
     chosen = PRESETS[preset]
+    if server is not None and server not in SERVERS:
+        raise UserError(f"unknown server {server!r}; choose from: {', '.join(SERVERS)}")
     known_stacks = available_stacks()
     stack_names = parse_names(stacks) if stacks else known_stacks
     target_spec = Target.parse(target) if target else None
@@ -237,7 +244,11 @@ def run(
         target=target_spec,
         data=data,
         server_options=ServerOptions(
-            workers=workers, threads=threads, pool_size=pool_size, max_overflow=max_overflow
+            workers=workers,
+            threads=threads,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            server=server,
         ),
         generator_processes=generators,
         timeout_s=parse_seconds(timeout, "--timeout"),

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 import pgarena
 from pgarena.bench import metadata
 from pgarena.bench.loadgen import LoadGenerator, LoadJob, LoadResult, Progress
@@ -24,6 +26,7 @@ from pgarena.bench.results import ResultWriter, utc_now
 from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
 from pgarena.bench.workloads import RESET_POLICY, DataSizes
 from pgarena.errors import UserError
+from pgarena.settings import Settings
 
 _EMPTY_LATENCY = dict.fromkeys(("p50", "p90", "p99", "p99_9", "max", "mean"))
 
@@ -90,6 +93,28 @@ class RunConfig:
     notes: list[str] = field(default_factory=list)
 
 
+def effective_server_settings(options: ServerOptions) -> dict[str, Any]:
+    """What every `pgarena serve` of the run used: the options given, else serve's defaults
+    (resolved by the same Settings class). Options serve rejects are recorded as given."""
+    given = {
+        "pool_size": options.pool_size,
+        "max_overflow": options.max_overflow,
+        "threads": options.threads,
+        "workers": options.workers,
+    }
+    try:
+        settings = Settings(**{name: value for name, value in given.items() if value is not None})
+    except ValidationError:
+        return {**given, "server": options.server or "uvicorn"}
+    return {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "threads": settings.thread_count,
+        "workers": settings.workers,
+        "server": options.server or "uvicorn",
+    }
+
+
 def build_metadata(config: RunConfig) -> dict[str, Any]:
     """The `metadata` object of the result file."""
     from pgarena.database.urls import redact
@@ -112,13 +137,11 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
         "machine": metadata.machine(),
         "packages": metadata.packages(),
         "postgres": postgres,
-        "server": {
-            "pool_size": options.pool_size,
-            "max_overflow": options.max_overflow,
-            "threads": options.threads,
-            "workers": options.workers,
-            "server": None if config.target else (options.server or "uvicorn"),
-        },
+        "server": (
+            effective_server_settings(options)
+            if config.target is None
+            else dict.fromkeys(("pool_size", "max_overflow", "threads", "workers", "server"))
+        ),
         "data": {
             **config.data.to_dict(),
             "reset": RESET_POLICY,

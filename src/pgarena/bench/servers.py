@@ -34,7 +34,7 @@ class ServerOptions:
     threads: int | None = None
     pool_size: int | None = None
     max_overflow: int | None = None
-    server: str | None = None  # uvicorn | gunicorn | granian, once serve supports it
+    server: str | None = None  # uvicorn | gunicorn | granian
 
     def arguments(self) -> list[str]:
         """The options as `pgarena serve` arguments."""
