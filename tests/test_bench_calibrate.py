@@ -1,0 +1,47 @@
+"""`pgarena calibrate`: the load generator measured against wrk, one after the other."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def calibrate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pgarena", "calibrate", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200", **env},
+    )
+
+
+def test_calibrate_prints_both_throughputs_and_their_ratio(database_url: str) -> None:
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI"):
+            pytest.fail("wrk is missing in CI (.ci/run installs it)")
+        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    result = calibrate(
+        "--path", "/json", "--concurrency", "4", "--duration", "1s", "--rounds", "1",
+        env={"DATABASE_URL": database_url},
+    )  # fmt: skip
+    # 0: the generator reached 90% of wrk; 1: it did not. Both are measurements.
+    assert result.returncode in (0, 1), result.stderr
+    row = next(line for line in result.stdout.splitlines() if re.match(r"\W*4\W", line))
+    wrk, generator, ratio = re.findall(r"([\d,]+)\s*│", row)[1:3] + re.findall(r"(\d+)%", row)
+    wrk_rps, generator_rps = (float(value.replace(",", "")) for value in (wrk, generator))
+    assert wrk_rps > 0 and generator_rps > 0
+    assert abs(int(ratio) - round(100 * generator_rps / wrk_rps)) <= 1
+    assert ("ok" in row) == (result.returncode == 0)
+
+
+def test_calibrate_without_wrk_says_how_to_install_it(tmp_path: object) -> None:
+    result = calibrate(env={"PATH": str(tmp_path)})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "apt-get install wrk" in result.stderr
