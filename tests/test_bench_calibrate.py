@@ -6,19 +6,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
+from pgarena_cli import run_pgarena
 
 
 def calibrate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgarena", "calibrate", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "COLUMNS": "200", **env},
-    )
+    return run_pgarena("calibrate", *args, env={"COLUMNS": "200", **env}, timeout=180)
 
 
 def test_calibrate_prints_both_throughputs_and_their_ratio(database_url: str) -> None:

@@ -9,12 +9,10 @@ dominate the request, so the repeats agree even on a busy machine.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from pgarena_cli import run_pgarena
 
 from pgarena.database import create_database_if_missing
 from pgarena.database.urls import with_database
@@ -23,22 +21,10 @@ STACK = "async"
 LEVEL = 4
 
 
-def pgarena(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the real `pgarena` command line."""
-    return subprocess.run(
-        [sys.executable, "-m", "pgarena", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-        check=False,
-    )
-
-
 def slow_db_run(postgres_url: str, out: Path, slow_ms: int) -> Path:
     """A real run of slow-db on one stack at one concurrency, 2 repeats; its result file."""
     create_database_if_missing(postgres_url, "pgarena_compare_run")
-    finished = pgarena(
+    finished = run_pgarena(
         "run",
         "--stacks",
         STACK,
@@ -81,7 +67,7 @@ def sleep_50ms_again(postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 
 
 def compare_json(base: Path, new: Path, *options: str) -> tuple[int, dict]:
-    finished = pgarena("compare", base, new, "--format", "json", *options)
+    finished = run_pgarena("compare", base, new, "--format", "json", *options)
     assert finished.returncode in (0, 1), finished.stderr
     return finished.returncode, json.loads(finished.stdout)
 
@@ -139,17 +125,17 @@ def test_a_threshold_wider_than_the_change_hides_it(sleep_50ms: Path, sleep_200m
 
 
 def test_text_and_markdown_formats_name_the_regression(sleep_50ms: Path, sleep_200ms: Path) -> None:
-    text = pgarena("compare", sleep_50ms, sleep_200ms)
+    text = run_pgarena("compare", sleep_50ms, sleep_200ms)
     assert text.returncode == 1
     assert "REGRESSION: slower" in text.stdout
     assert "1 slower" in text.stdout
-    markdown = pgarena("compare", sleep_50ms, sleep_200ms, "--format", "md")
+    markdown = run_pgarena("compare", sleep_50ms, sleep_200ms, "--format", "md")
     assert markdown.returncode == 1
     assert "| slow-db | async |" in markdown.stdout.replace("  ", " ")
 
 
 def _exit_2(*args: str | Path) -> str:
-    finished = pgarena("compare", *args)
+    finished = run_pgarena("compare", *args)
     assert finished.returncode == 2, finished.stdout + finished.stderr
     assert "Traceback" not in finished.stderr
     return finished.stderr

@@ -11,13 +11,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from matplotlib import image
+from pgarena_cli import run_pgarena
 
 from pgarena.bench.plan import Plan
 from pgarena.bench.runner import RunConfig, run_plan
@@ -41,24 +41,12 @@ EXPECTED_CHARTS = {
 }
 
 
-def pgarena(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the real `pgarena` command line."""
-    return subprocess.run(
-        [sys.executable, "-m", "pgarena", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="session")
 def arena_run(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The directory of one small real run: two stacks, one workload, two levels, 2 repeats."""
     create_database_if_missing(postgres_url, "pgarena_report_run")
     out = tmp_path_factory.mktemp("arena-run")
-    finished = pgarena(
+    finished = run_pgarena(
         "run",
         "--stacks",
         ",".join(STACKS),
@@ -92,7 +80,7 @@ def reports(arena_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     lonely = tmp_path_factory.mktemp("lonely") / "results.json"
     shutil.copy(arena_run / "results.json", lonely)
     out = lonely.parent / "reports"
-    finished = pgarena("report", lonely, "--out", out)
+    finished = run_pgarena("report", lonely, "--out", out)
     assert finished.returncode == 0, finished.stderr
     return out
 
@@ -325,7 +313,7 @@ def test_html_report_renders_in_headless_chromium(reports: Path, tmp_path: Path)
 
 def test_report_command_regenerates_the_same_markdown(reports: Path, tmp_path: Path) -> None:
     source = reports.parent / "results.json"
-    again = pgarena("report", source, "--format", "md,png", "--out", tmp_path)
+    again = run_pgarena("report", source, "--format", "md,png", "--out", tmp_path)
     assert again.returncode == 0, again.stderr
     assert str(tmp_path / "report.md") in again.stdout.splitlines()
     assert (tmp_path / "report.md").read_text() == (reports / "report.md").read_text()
@@ -349,7 +337,7 @@ def test_report_on_a_bad_result_file_is_a_one_line_usage_error(
     elif damage == "schema 99":
         document = json.loads((arena_run / "results.json").read_text())
         target.write_text(json.dumps({**document, "schema_version": 99}))
-    finished = pgarena("report", target, "--out", tmp_path / "out")
+    finished = run_pgarena("report", target, "--out", tmp_path / "out")
     assert finished.returncode == 2
     assert message in finished.stderr
     assert "Traceback" not in finished.stderr
@@ -358,7 +346,7 @@ def test_report_on_a_bad_result_file_is_a_one_line_usage_error(
 
 def test_report_rejects_an_unknown_format(arena_run: Path, tmp_path: Path) -> None:
     results = arena_run / "results.json"
-    finished = pgarena("report", results, "--format", "md,pdf", "--out", tmp_path)
+    finished = run_pgarena("report", results, "--format", "md,pdf", "--out", tmp_path)
     assert finished.returncode == 2
     assert "pdf" in finished.stderr
 

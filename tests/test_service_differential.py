@@ -76,7 +76,7 @@ def random_session(seed: int, calls: int = CALLS) -> list[Call]:
                     "quantity": rng.choice([1, 2, 7, 0]),
                 },
             ),
-        ),  # fmt: skip
+        ),
         (2, lambda: ("GET", f"/orders/{some_id('orders')}", None)),
         (2, lambda: ("GET", f"/users/{some_id('users')}/orders?limit=3", None)),
         (1, lambda: ("GET", f"/reports/top-products?limit={rng.randint(1, 4)}", None)),
@@ -132,7 +132,9 @@ def test_every_stack_answers_a_random_session_identically(
     for outcome in OUTCOMES:  # the session must exercise every kind of answer
         assert outcome in bodies, f"no call of the session produced {outcome}"
     for stack, answers in transcripts.items():
-        for number, (call, expected, actual) in enumerate(zip(calls, reference, answers)):
+        for number, (call, expected, actual) in enumerate(
+            zip(calls, reference, answers, strict=True)
+        ):
             assert actual == expected, (
                 f"call {number} {call[0]} {call[1]} {call[2]}: "
                 f"{reference_stack} answered {expected}, {stack} answered {actual}"

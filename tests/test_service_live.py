@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from live_server import free_port, running_server
+from pgarena_cli import run_pgarena
 
 from pgarena.database import create_database_if_missing
 from pgarena.database.embedded import EmbeddedPostgres
@@ -146,16 +147,6 @@ def test_health_answers_503_within_its_timeout_when_database_hangs(
     assert 1.9 <= elapsed < 4.0
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgarena", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -166,30 +157,30 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: s
 
 
 def test_serve_unknown_stack_is_a_one_line_error() -> None:
-    result = run_cli("serve", "--stack", "fastest")
+    result = run_pgarena("serve", "--stack", "fastest")
     assert_one_line_error(result, "unknown stack 'fastest'", "sync", "async")
 
 
 def test_serve_on_a_busy_port_is_a_one_line_error(database_url: str) -> None:
     with running_server(database_url, "--stack", "async") as base_url:
         port = base_url.rsplit(":", 1)[1]
-        result = run_cli("serve", "--port", port, env={"DATABASE_URL": database_url})
+        result = run_pgarena("serve", "--port", port, env={"DATABASE_URL": database_url})
     assert_one_line_error(result, f"port {port}", "already in use")
 
 
 def test_serve_with_a_bad_database_url_never_shows_the_password() -> None:
-    result = run_cli("serve", env={"DATABASE_URL": "mysql://admin:hunter2@db:3306/app"})
+    result = run_pgarena("serve", env={"DATABASE_URL": "mysql://admin:hunter2@db:3306/app"})
     assert_one_line_error(result)
     assert "hunter2" not in result.stderr + result.stdout
 
 
 def test_serve_with_bad_settings_is_a_one_line_error() -> None:
-    result = run_cli("serve", "--port", "70000")
+    result = run_pgarena("serve", "--port", "70000")
     assert_one_line_error(result, "port")
 
 
 def test_stacks_lists_every_stack_with_a_description() -> None:
-    result = run_cli("stacks")
+    result = run_pgarena("stacks")
     assert result.returncode == 0
     for stack in STACKS.values():
         line = next(line for line in result.stdout.splitlines() if line.split()[0] == stack.name)
