@@ -377,3 +377,22 @@ def test_a_run_whose_cells_all_failed_reports_why_instead_of_figures(
     assert "1 of 1 measured cells carry a warning" in markdown
     assert "Failed measurements" in (out / "report.html").read_text()
     assert list((out / "charts").glob("*.png")) == []  # nothing measured, nothing drawn
+
+
+def test_a_single_repeat_run_says_so_once_and_names_only_measured_leaders(
+    database_url: str, tmp_path: Path
+) -> None:
+    finished = run_pgarena(
+        "run", "--stacks", "sync,async-raw", "--workloads", "json", "--concurrency", "2",
+        "--duration", "0.5s", "--warmup", "0.2s", "--repeats", "1", "--out", tmp_path,
+        env={"DATABASE_URL": database_url},
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    leader = max(results["cells"], key=lambda cell: cell["rps"])["stack"]
+
+    markdown = (tmp_path / "report.md").read_text()
+    says = markdown.split("## What this run says", 1)[1].split("\n## ", 1)[0]
+    assert "Every cell has a single finished repeat" in says
+    assert f"json at 2: {leader}." in says
+    assert "one repeat: no confidence interval" not in markdown  # not once per cell

@@ -188,10 +188,14 @@ def build_figures(results: Mapping[str, Any]) -> RunFigures:
         results=dict(results), stacks=stacks, workloads=workloads, concurrency=levels
     )
 
+    # "One repeat" is said once for the run (see findings), not beside every figure, where
+    # it would bury the warnings that single out a cell.
     warnings_by_key = {
-        (entry["stack"], entry["workload"], int(entry["concurrency"])): list(
-            entry.get("warnings") or []
-        )
+        (entry["stack"], entry["workload"], int(entry["concurrency"])): [
+            warning
+            for warning in entry.get("warnings") or []
+            if not warning.startswith("one repeat")
+        ]
         for entry in results.get("summary") or []
     }
     grouped: dict[tuple[str, str, int], list[dict[str, Any]]] = {}

@@ -71,6 +71,27 @@ def _throughput_findings(figures: RunFigures) -> list[str]:
     return sentences
 
 
+def _single_measurement_findings(figures: RunFigures) -> list[str]:
+    """With one repeat per cell nothing can be called, but a reader of a quick run still
+    wants to know where to look: the highest measurement per workload, labelled as such."""
+    measured = [cell for cell in figures.cells.values() if cell.rps is not None]
+    if not measured or any(cell.rps is not None and cell.rps.n > 1 for cell in measured):
+        return []
+    leaders = []
+    for workload in figures.workloads:
+        for level in figures.concurrency:
+            cells = [c for c in figures.cells_of(workload) if c.concurrency == level and c.rps]
+            if len(cells) > 1:
+                best = max(cells, key=lambda cell: cell.rps.mean if cell.rps else 0.0)
+                leaders.append(f"{workload} at {level}: {best.stack}")
+    if not leaders:
+        return []
+    return [
+        "Highest single measurement (one repeat each: a lead to confirm, not a verdict): "
+        f"{'; '.join(leaders)}."
+    ]
+
+
 def _efficiency_findings(figures: RunFigures) -> list[str]:
     sentences = []
     for workload in figures.workloads:
@@ -133,8 +154,14 @@ def _warning_findings(figures: RunFigures) -> list[str]:
             f"(unstable, errors or failures), so their verdicts deserve less trust: "
             f"{'; '.join(names)}."
         )
-    single = [cell for cell in figures.cells.values() if cell.rps is not None and cell.rps.n < 2]
-    if single:
+    measured = [cell for cell in figures.cells.values() if cell.rps is not None]
+    single = [cell for cell in measured if cell.rps is not None and cell.rps.n < 2]
+    if single and len(single) == len(measured):
+        sentences.append(
+            "Every cell has a single finished repeat: there are no intervals, so no "
+            "difference is called. Run with --repeats 3 (or --preset standard) to get them."
+        )
+    elif single:
         sentences.append(
             f"{len(single)} cells have a single finished repeat: they have no interval, "
             "so no difference is called for them."
@@ -165,6 +192,7 @@ def findings(figures: RunFigures) -> list[str]:
     return [
         *_run_findings(figures),
         *_throughput_findings(figures),
+        *_single_measurement_findings(figures),
         *_efficiency_findings(figures),
         *_cpu_findings(figures),
         *_warning_findings(figures),
