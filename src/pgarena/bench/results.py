@@ -78,6 +78,8 @@ def write_atomically(path: Path, document: dict[str, Any]) -> None:
     try:
         with os.fdopen(handle, "w") as file:
             file.write(text)
+        # mkstemp makes the file private (0600); a result file is meant to be shared.
+        os.chmod(temporary, 0o644)
         # The rename is what makes a crash or kill of the run safe. No fsync: surviving a
         # power cut is not worth a disk flush per cell on a machine being measured.
         os.replace(temporary, path)
