@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,12 +68,6 @@ class Settings(BaseSettings):
         parse_database_url(value)  # raises ValueError with a redacted message
         return value
 
-    @model_validator(mode="after")
-    def _default_threads(self) -> Settings:
-        if self.threads is None:
-            object.__setattr__(self, "threads", self.pool_size + self.max_overflow)
-        return self
-
     @property
     def max_connections(self) -> int:
         """The most connections one worker process may open."""
@@ -81,5 +75,5 @@ class Settings(BaseSettings):
 
     @property
     def thread_count(self) -> int:
-        assert self.threads is not None  # set by the validator
-        return self.threads
+        """Threads running sync endpoints per worker: `threads`, else the pool's maximum."""
+        return self.threads or self.max_connections

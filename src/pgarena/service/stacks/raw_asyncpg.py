@@ -140,11 +140,10 @@ class RawStore:
 
     @unit_of_work
     async def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
-        db = await self._db()
         if since is None:
-            rows = await db.fetch(raw.TOP_PRODUCTS, limit)
+            rows = await (await self._db()).fetch(raw.TOP_PRODUCTS, limit)
         else:
-            rows = await db.fetch(raw.TOP_PRODUCTS_SINCE, limit, since)
+            rows = await (await self._db()).fetch(raw.TOP_PRODUCTS_SINCE, limit, since)
         return [TopProduct(**row) for row in rows]
 
     async def summary(self) -> StoreSummary:
