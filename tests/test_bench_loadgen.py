@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 from bench_known_server import KnownServer
 
-from pgarena.bench.loadgen import LoadGenerator, LoadJob, decode_histogram
+from pgarena.bench.loadgen import LoadGenerator, LoadJob
 from pgarena.bench.servers import free_port
 from pgarena.bench.workloads import Scenario, Step, Workload
+from pgarena.results.histograms import decode_histogram
 
 
 def get(path: str, expect_body: bytes | None = b'"id"', capture: bool = False) -> Workload:

@@ -16,12 +16,12 @@ import pytest
 from bench_known_server import KnownServer
 
 from pgarena.bench.plan import Plan
-from pgarena.bench.results import load_results, validate
 from pgarena.bench.runner import RunConfig, Target, run_plan
 from pgarena.bench.servers import ServerOptions, health_ok
 from pgarena.bench.workloads import WORKLOADS, DataSizes
 from pgarena.database.seed import seed_database
 from pgarena.errors import UserError
+from pgarena.results.file import load_results, validate
 
 
 def pgarena(*args: str, database_url: str | None = None, **kwargs: object) -> subprocess.Popen:

@@ -22,12 +22,12 @@ from pgarena_cli import run_pgarena
 from pgarena.bench.plan import Plan
 from pgarena.bench.runner import RunConfig, run_plan
 from pgarena.bench.servers import ServerOptions
-from pgarena.bench.stats import compare, summarize
 from pgarena.bench.workloads import WORKLOADS
 from pgarena.database import create_database_if_missing
 from pgarena.database.urls import with_database
 from pgarena.report.build import write_reports
 from pgarena.report.formatting import mean_with_interval, verdict
+from pgarena.results.stats import compare, summarize
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 STACKS = ("sync", "async")

@@ -22,10 +22,10 @@ from pgarena.bench import metadata
 from pgarena.bench.loadgen import LoadGenerator, LoadJob, LoadResult, Progress
 from pgarena.bench.plan import CellKey, Plan
 from pgarena.bench.resources import ResourceMonitor, WindowUsage, cpu_shares, postmaster_pid
-from pgarena.bench.results import ResultWriter, utc_now
 from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
 from pgarena.bench.workloads import RESET_POLICY, DataSizes
 from pgarena.errors import UserError
+from pgarena.results.file import ResultWriter, utc_now
 from pgarena.settings import Settings
 
 _EMPTY_LATENCY = dict.fromkeys(("p50", "p90", "p99", "p99_9", "max", "mean"))

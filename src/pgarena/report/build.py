@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from pgarena.bench.results import RESULT_FILENAME, load_results
 from pgarena.errors import UserError
 from pgarena.report.charts import build_charts
 from pgarena.report.figures import build_figures
 from pgarena.report.html import render_html
 from pgarena.report.markdown import render_markdown
+from pgarena.results.file import RESULT_FILENAME, load_results
 
 FORMATS = ("md", "html", "png")
 

@@ -21,8 +21,8 @@ from hdrh.histogram import HdrHistogram
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from pgarena.bench.loadgen import new_histogram
 from pgarena.report.figures import CPU_PARTS, CellFigures, RunFigures
+from pgarena.results.histograms import new_histogram
 
 STYLE = {
     "font.size": 9,

@@ -2,7 +2,7 @@
 
 Cells are matched by (stack, workload, concurrency). For each, the ratio of mean requests
 per second NEW/BASE comes with its 95% interval from the per-repeat figures of both files
-(`pgarena.bench.stats.compare`), and a verdict: faster, slower or within noise. A cell is a
+(`pgarena.results.stats.compare`), and a verdict: faster, slower or within noise. A cell is a
 regression when it is slower beyond the threshold; any regression makes the exit code 1,
 so the command can gate CI.
 """
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgarena.bench.results import load_results
-from pgarena.bench.stats import Comparison, compare
 from pgarena.errors import UserError
 from pgarena.report.formatting import diff_interval, diff_percent, number
 from pgarena.report.markdown import markdown_table
 from pgarena.report.tables import Entry, Table
+from pgarena.results.file import load_results
+from pgarena.results.stats import Comparison, compare
 
 CellKey = tuple[str, str, int]
 COMPARE_FORMATS = ("text", "md", "json")

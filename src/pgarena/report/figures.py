@@ -2,7 +2,7 @@
 
 Every report (Markdown, HTML, charts) is a view of the same `RunFigures`, so the three can
 never disagree. Per-repeat values come from the result file's cells and are summarised with
-the harness's own statistics (`pgarena.bench.stats`), the same functions `pgarena run` and
+the harness's own statistics (`pgarena.results.stats`), the same functions `pgarena run` and
 `pgarena compare` use; the warnings (unstable, errors) are the ones the run recorded.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgarena.bench.stats import Comparison, Summary, compare, summarize
+from pgarena.results.stats import Comparison, Summary, compare, summarize
 
 # The parts of the machine's CPU a cell accounts for, in the order charts stack them.
 CPU_PARTS = ("server", "postgres", "generator")

@@ -1,7 +1,7 @@
 """'What this run says': sentences generated from the figures, and only what they support.
 
 A difference is stated only when its 95% interval excludes "no difference" (the verdict of
-`pgarena.bench.stats.compare`); everything else is said to be within noise. Unstable or
+`pgarena.results.stats.compare`); everything else is said to be within noise. Unstable or
 failed measurements are named, so a reader knows which sentences to trust less.
 """
 

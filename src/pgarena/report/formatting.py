@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pgarena.bench.stats import Comparison, Summary
+from pgarena.results.stats import Comparison, Summary
 
 DASH = "\N{EN DASH}"  # between the bounds of a range: 1,180-1,260
 MISSING = "\N{EN DASH}"  # a figure that was not measured

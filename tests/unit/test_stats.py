@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from pgarena.bench.stats import compare, summarize
+from pgarena.results.stats import compare, summarize
 
 TRIALS = 400
 

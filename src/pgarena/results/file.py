@@ -17,8 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pgarena.bench.stats import summarize
 from pgarena.errors import UserError
+from pgarena.results.stats import summarize
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
