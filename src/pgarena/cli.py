@@ -6,14 +6,14 @@ turns user mistakes into a one-line error with exit code 2 instead of a tracebac
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 import typer
 from pydantic import ValidationError
 
-from pgarena.bench.cli import calibrate as calibrate_command
-from pgarena.bench.cli import run as run_command
+from pgarena.bench import cli as bench_cli
 from pgarena.database.cli import db_app
 from pgarena.errors import UserError
 from pgarena.report.cli import compare_command, report_command
@@ -82,8 +82,32 @@ def stacks() -> None:
         typer.echo(f"{stack.name:<{width}}  {stack.style:<5}  {stack.description}")
 
 
-app.command("run")(run_command)
-app.command("calibrate")(calibrate_command)
+@app.command("run")
+@functools.wraps(bench_cli.run)
+def run(**options: object) -> None:
+    """Benchmark, then write the reports beside the result file; exit 1 if an SLO failed."""
+    outcome = bench_cli.run(**options)  # type: ignore[arg-type]
+    write_run_reports(outcome.results)
+    if outcome.slo_failed:
+        raise SystemExit(1)
+
+
+def write_run_reports(results: Path) -> None:
+    """report.md, report.html and charts/*.png beside the result file, from it alone."""
+    from pgarena.bench.display import console
+    from pgarena.report.build import write_reports
+
+    with console.status("writing reports"):
+        written = write_reports(results)
+    charts = [path for path in written if path.suffix == ".png"]
+    for path in written:
+        if path.suffix != ".png":
+            console.print(f"report: {path}")
+    if charts:
+        console.print(f"charts: {charts[0].parent}/ ({len(charts)} PNG)")
+
+
+app.command("calibrate")(bench_cli.calibrate)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 

@@ -15,7 +15,9 @@ import resource
 import shutil
 import statistics
 import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from pgarena.bench.loadgen import LoadGenerator, LoadJob, LoadResult
 from pgarena.bench.workloads import Scenario, Step, Workload
@@ -139,3 +141,40 @@ def calibrate(
                 )
             )
     return results
+
+
+def calibrate_against_wrk(
+    stack: str,
+    path: str,
+    levels: list[int],
+    duration_s: float,
+    rounds: int,
+    target: str | None = None,
+) -> tuple[list[Calibration], str]:
+    """`pgarena calibrate`: a server of `stack` on the arena database (or `target`), both
+    tools against `path`; the results and a description of what was loaded."""
+    from pgarena.bench.database import prepare_database
+    from pgarena.bench.display import console
+    from pgarena.bench.runner import Target
+    from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
+
+    wrk_path()
+    if target:
+        spec = Target.parse(target)
+        with console.status(f"measuring wrk and pgarena on {spec.url}{path}"):
+            results = calibrate(
+                spec.host, spec.port, spec.path_prefix + path, levels, duration_s, rounds
+            )
+        return results, f"GET {spec.path_prefix + path}"
+    database = prepare_database(console)
+    log = Path(tempfile.gettempdir()) / f"calibrate-{stack}.log"
+    try:
+        server = ServerProcess(stack, database.url, ServerOptions(), log)
+    except ServerFailed as failure:
+        raise UserError(str(failure)) from None
+    try:
+        with console.status(f"measuring wrk and pgarena on {path}, {duration_s:g} s each"):
+            results = calibrate(server.host, server.port, path, levels, duration_s, rounds)
+    finally:
+        server.stop()
+    return results, f"GET {path} on stack {stack}"

@@ -1,11 +1,13 @@
-"""What a run will do: presets, the plan, the order of its cells and how long it takes."""
+"""What a run will do: presets, the plan built from them and the command line, the order of
+its cells and how long it takes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pgarena.bench.workloads import Workload
+from pgarena.bench.workloads import Workload, resolve_workloads
+from pgarena.errors import UserError
 
 # Measured on the 2-core reference machine: `pgarena serve` takes ~2.5 s from exec to a
 # healthy /health (imports, migration check, pool), stopping ~0.2 s.
@@ -43,16 +45,17 @@ PRESETS: dict[str, Preset] = {
     for preset in (
         Preset(
             "quick",
-            "a first look in at most 3 minutes: reads, writes and TechEmpower "
-            "db/queries/fortunes at 2 concurrency levels; up to 2 repeats of up to 2 s, "
-            "fewer and shorter with many stacks; one server per stack and repeat",
-            ("standard", "mixed", "db", "queries-10", "fortunes"),
-            (10, 50),
+            "the main questions with a verdict on each, in about 4 minutes: sync vs async "
+            "ORM, the drivers, ORM vs raw SQL, at low and high concurrency, on seed 004's "
+            "reads and on a slow database; 2 interleaved repeats of 3 s, one server per "
+            "stack and repeat",
+            ("standard", "slow-db"),
+            (10, 100),
             repeats=2,
-            warmup_s=0.5,
-            duration_s=2.0,
+            warmup_s=1.0,
+            duration_s=3.0,
             server_lifetime="stack",
-            budget_s=165.0,
+            budget_s=240.0,
         ),
         Preset(
             "standard",
@@ -93,8 +96,8 @@ PRESETS: dict[str, Preset] = {
 
 
 @dataclass(frozen=True)
-class CellKey:
-    """One cell: a stack, a workload, a concurrency level and a repeat."""
+class PlannedCell:
+    """One cell to run: a stack, a workload, a concurrency level and a repeat."""
 
     stack: str
     workload: Workload
@@ -118,13 +121,14 @@ class Plan:
     server_lifetime: str = "cell"
     slow_ms: int = 50
     start_servers: bool = True  # False with --target
+    series_interval_s: float = 0.25
 
     @property
     def mode(self) -> str:
         """ "open" with a fixed arrival rate, else "closed"."""
         return "open" if self.rate else "closed"
 
-    def cells(self) -> list[CellKey]:
+    def cells(self) -> list[PlannedCell]:
         """Every cell, in run order.
 
         Repeats are the outer loop, so each repeat visits every stack before the next
@@ -132,18 +136,18 @@ class Plan:
         instead of favouring whoever ran first. With one server per stack the stack is the
         next loop (a server runs all of its cells); otherwise stacks alternate cell by cell.
         """
-        order: list[CellKey] = []
+        order: list[PlannedCell] = []
         for repeat in range(self.repeats):
             if self.server_lifetime == "stack":
                 for stack in self.stacks:
                     for workload in self.workloads:
                         for concurrency in self.concurrency:
-                            order.append(CellKey(stack, workload, concurrency, repeat))
+                            order.append(PlannedCell(stack, workload, concurrency, repeat))
             else:
                 for workload in self.workloads:
                     for concurrency in self.concurrency:
                         for stack in self.stacks:
-                            order.append(CellKey(stack, workload, concurrency, repeat))
+                            order.append(PlannedCell(stack, workload, concurrency, repeat))
         return order
 
     def server_starts(self) -> int:
@@ -168,6 +172,17 @@ class Plan:
             + len(self.cells()) * self.cell_seconds()
         )
 
+    def describe(self) -> str:
+        """'36 cells: 6 stacks x 3 workloads x ..., 1 s warmup + 4 s per cell; estimated 4 min'."""
+        measured = f"{self.requests} requests" if self.requests else f"{self.duration_s:g} s"
+        loop = f"open loop at {self.rate:g} req/s" if self.rate else "closed loop"
+        return (
+            f"{len(self.cells())} cells: {len(self.stacks)} stacks x {len(self.workloads)} "
+            f"workloads x {len(self.concurrency)} concurrency levels x {self.repeats} repeats, "
+            f"{self.warmup_s:g} s warmup + {measured} per cell, {loop}; "
+            f"estimated {format_duration(self.estimate_s())}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The `plan` object of the result file."""
         return {
@@ -183,6 +198,7 @@ class Plan:
             "preset": self.preset,
             "server_lifetime": self.server_lifetime,
             "slow_ms": self.slow_ms,
+            "series_interval_s": self.series_interval_s,
             "cells": len(self.cells()),
             "estimated_s": round(self.estimate_s(), 1),
             "workload_descriptions": {w.name: w.description for w in self.workloads},
@@ -218,3 +234,54 @@ def format_duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def build_plan(
+    preset_name: str,
+    stacks: list[str],
+    *,
+    workloads: list[str] | None = None,
+    concurrency: list[int] | None = None,
+    duration_s: float | None = None,
+    requests: int | None = None,
+    warmup_s: float | None = None,
+    rate: float | None = None,
+    repeats: int | None = None,
+    server_lifetime: str | None = None,
+    slow_ms: int = 50,
+    start_servers: bool = True,
+) -> Plan:
+    """The plan of a run: the preset's defaults, overridden by what the user gave.
+
+    A preset with a time budget is fitted to it only when the user left duration, requests
+    and repeats to the preset."""
+    if preset_name not in PRESETS:
+        raise UserError(f"unknown preset {preset_name!r}; choose from: {', '.join(PRESETS)}")
+    preset = PRESETS[preset_name]
+    chosen = resolve_workloads(workloads if workloads is not None else preset.workloads)
+    if not chosen:
+        raise UserError("--workloads: no workload given")
+    if duration_s is not None and requests is not None:
+        raise UserError("give --duration or --requests, not both")
+    if duration_s is not None and duration_s <= 0:
+        raise UserError("--duration must be > 0")
+    lifetime = server_lifetime or preset.server_lifetime
+    if lifetime not in SERVER_LIFETIMES:
+        raise UserError(f"--server-lifetime must be one of: {', '.join(SERVER_LIFETIMES)}")
+    plan = Plan(
+        stacks=tuple(stacks),
+        workloads=tuple(chosen),
+        concurrency=tuple(concurrency) if concurrency else preset.concurrency,
+        repeats=repeats or preset.repeats,
+        duration_s=None if requests is not None else duration_s or preset.duration_s,
+        requests=requests,
+        warmup_s=warmup_s if warmup_s is not None else preset.warmup_s,
+        rate=rate,
+        preset=preset.name,
+        server_lifetime=lifetime,
+        slow_ms=slow_ms,
+        start_servers=start_servers,
+    )
+    if duration_s is None and requests is None and repeats is None:
+        plan = fit_to_budget(plan, preset)
+    return plan

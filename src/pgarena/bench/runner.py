@@ -10,45 +10,48 @@ nothing correctly is recorded as failed with the reason, and the run goes on.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from rich.console import Console
 
 import pgarena
 from pgarena.bench import metadata
-from pgarena.bench.loadgen import LoadGenerator, LoadJob, LoadResult, Progress
-from pgarena.bench.plan import CellKey, Plan
-from pgarena.bench.resources import ResourceMonitor, WindowUsage, cpu_shares, postmaster_pid
+from pgarena.bench.cells import failed_cell, measured_cell
+from pgarena.bench.database import PreparedDatabase, prepare_database
+from pgarena.bench.loadgen import LoadGenerator, LoadJob, Progress
+from pgarena.bench.plan import Plan, PlannedCell
+from pgarena.bench.resources import ResourceMonitor, WindowUsage, postmaster_pid
 from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
 from pgarena.bench.workloads import RESET_POLICY, DataSizes
 from pgarena.errors import UserError
 from pgarena.results.file import ResultWriter, utc_now
+from pgarena.results.model import Cell
+from pgarena.results.slo import Slo, evaluate_slos
 from pgarena.settings import Settings
-
-_EMPTY_LATENCY = dict.fromkeys(("p50", "p90", "p99", "p99_9", "max", "mean"))
 
 
 class Reporter(Protocol):
     """Receives what the runner does, for a progress display (all methods optional-ish)."""
 
-    def cell_started(self, index: int, total: int, key: CellKey) -> None: ...
+    def cell_started(self, index: int, total: int, planned: PlannedCell) -> None: ...
     def progress(self, reading: Progress) -> None: ...
-    def cell_finished(self, index: int, total: int, cell: dict[str, Any]) -> None: ...
+    def cell_finished(self, index: int, total: int, cell: Cell) -> None: ...
 
 
 class SilentReporter:
     """A reporter that shows nothing (tests, scripts)."""
 
-    def cell_started(self, index: int, total: int, key: CellKey) -> None:
+    def cell_started(self, index: int, total: int, planned: PlannedCell) -> None:
         """Nothing."""
 
     def progress(self, reading: Progress) -> None:
         """Nothing."""
 
-    def cell_finished(self, index: int, total: int, cell: dict[str, Any]) -> None:
+    def cell_finished(self, index: int, total: int, cell: Cell) -> None:
         """Nothing."""
 
 
@@ -82,15 +85,19 @@ class RunConfig:
 
     plan: Plan
     out_dir: Path
-    database_url: str | None = None  # libpq URL, ready and migrated (None with a target)
-    embedded_database: bool = False
     target: Target | None = None
     data: DataSizes = field(default_factory=DataSizes)
-    seed_seconds: float | None = None
     server_options: ServerOptions = field(default_factory=ServerOptions)
     generator_processes: int = 1
     timeout_s: float = 10.0
+    slos: tuple[Slo, ...] = ()
     notes: list[str] = field(default_factory=list)
+    database: PreparedDatabase | None = None  # filled by `run_plan` (None with a target)
+
+    @property
+    def database_url(self) -> str | None:
+        """libpq URL of the prepared database (None with a target)."""
+        return self.database.url if self.database is not None else None
 
 
 def effective_server_settings(options: ServerOptions) -> dict[str, Any]:
@@ -122,7 +129,7 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
     postgres = metadata.postgres(config.database_url)
     if postgres is not None and config.database_url is not None:
         postgres["database"] = redact(config.database_url)
-        postgres["embedded"] = config.embedded_database
+        postgres["embedded"] = config.database is not None and config.database.embedded
     options = config.server_options
     notes = list(config.notes)
     if config.target is not None:
@@ -145,7 +152,7 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
         "data": {
             **config.data.to_dict(),
             "reset": RESET_POLICY,
-            "seed_seconds": config.seed_seconds,
+            "seed_seconds": config.database.seed_seconds if config.database else None,
         },
         "target": config.target.url if config.target else None,
         "generator": {
@@ -157,14 +164,21 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def run_plan(config: RunConfig, reporter: Reporter | None = None) -> ResultWriter:
-    """Run every cell of `config.plan`, writing the result file as cells finish.
+def run_plan(
+    config: RunConfig, reporter: Reporter | None = None, console: Console | None = None
+) -> ResultWriter:
+    """Prepare the database, run every cell of `config.plan`, writing the result file as
+    cells finish, then judge the SLOs.
 
-    Returns the writer (its `path` and `document`). On KeyboardInterrupt (Ctrl-C, or
-    SIGTERM turned into one by the CLI) the file is marked "interrupted" and the exception
+    Returns the writer (its `path` and `run`). On KeyboardInterrupt (Ctrl-C, or SIGTERM
+    turned into one by the CLI) the file is marked "interrupted" and the exception
     propagates; every finished cell is already on disk.
     """
     reporter = reporter or SilentReporter()
+    console = console or Console(stderr=True, quiet=True)
+    _check_writable(config.out_dir)
+    if config.plan.start_servers:
+        config = replace(config, database=prepare_database(console, config.data))
     writer = ResultWriter(config.out_dir, build_metadata(config), config.plan.to_dict())
     arena = _Arena(config, reporter, writer)
     try:
@@ -172,8 +186,21 @@ def run_plan(config: RunConfig, reporter: Reporter | None = None) -> ResultWrite
     except BaseException:
         writer.finish("interrupted")
         raise
+    if config.slos:
+        writer.set_slo_results(evaluate_slos(writer.run, config.slos))
     writer.finish("complete")
     return writer
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Fail before any work when the results cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".pgarena-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"--out: cannot write results to {out_dir}: {error.strerror}") from None
 
 
 class _Arena:
@@ -192,10 +219,9 @@ class _Arena:
         cells = self.plan.cells()
         with LoadGenerator(self.config.generator_processes) as generator:
             try:
-                for index, key in enumerate(cells):
-                    self.reporter.cell_started(index, len(cells), key)
-                    cell = self.run_cell(generator, index, key)
-                    self.writer.add_cell(cell)
+                for index, planned in enumerate(cells):
+                    self.reporter.cell_started(index, len(cells), planned)
+                    cell = self.writer.add_cell(self.run_cell(generator, index, planned))
                     self.reporter.cell_finished(index, len(cells), cell)
             finally:
                 self.stop_server()
@@ -207,7 +233,7 @@ class _Arena:
             self.server.stop()
         self.server, self.server_block = None, None
 
-    def server_for(self, index: int, key: CellKey) -> tuple[ServerProcess, float | None]:
+    def server_for(self, index: int, key: PlannedCell) -> tuple[ServerProcess, float | None]:
         """A healthy server for this cell, and its start time if it was started for it."""
         block = (key.repeat, key.stack)
         reuse = self.plan.server_lifetime == "stack" and self.server_block == block
@@ -224,7 +250,7 @@ class _Arena:
 
     # -- one cell --
 
-    def run_cell(self, generator: LoadGenerator, index: int, key: CellKey) -> dict[str, Any]:
+    def run_cell(self, generator: LoadGenerator, index: int, key: PlannedCell) -> Cell:
         started_at = utc_now()
         server: ServerProcess | None = None
         server_start_s: float | None = None
@@ -240,7 +266,7 @@ class _Arena:
                 host, port, prefix = target.host, target.port, target.path_prefix
         except ServerFailed as failure:
             self.stop_server()
-            return _failed_cell(key, started_at, str(failure))
+            return failed_cell(key, started_at, str(failure))
 
         job = LoadJob(
             host=host,
@@ -253,6 +279,7 @@ class _Arena:
             rate=self.plan.rate,
             data=self.config.data,
             slow_ms=self.plan.slow_ms,
+            series_interval_s=self.plan.series_interval_s,
             timeout_s=self.config.timeout_s,
             path_prefix=prefix,
             seed=index,
@@ -284,7 +311,7 @@ class _Arena:
                 with contextlib.suppress(Exception):
                     monitor.stop()
             self.stop_server()
-            return _failed_cell(key, started_at, f"load generator failed: {error}")
+            return failed_cell(key, started_at, f"load generator failed: {error}")
         if not usage:  # the window never opened or closed cleanly
             usage.append(monitor.stop())
 
@@ -306,12 +333,12 @@ class _Arena:
         # A failed cell may leave a stuck or damaged server: never hand it the next cell.
         if self.plan.server_lifetime == "cell" or error:
             self.stop_server()
-        cell = _measured_cell(key, started_at, result, usage[0], error)
-        cell["server_start_s"] = server_start_s
-        cell["server_log"] = (
-            str(server.log_path.relative_to(self.config.out_dir)) if server else None
+        cell = measured_cell(key, started_at, result, usage[0], error, self.plan.series_interval_s)
+        return replace(
+            cell,
+            server_start_s=server_start_s,
+            server_log=str(server.log_path.relative_to(self.config.out_dir)) if server else None,
         )
-        return cell
 
     def reseed(self) -> None:
         from pgarena.database.seed import seed_database
@@ -321,72 +348,3 @@ class _Arena:
         seed_database(
             self.config.database_url, users=data.users, products=data.products, orders=data.orders
         )
-
-
-def _failed_cell(key: CellKey, started_at: str, error: str) -> dict[str, Any]:
-    return {
-        "stack": key.stack,
-        "workload": key.workload.name,
-        "concurrency": key.concurrency,
-        "repeat": key.repeat,
-        "status": "failed",
-        "error": error,
-        "started_at": started_at,
-        "duration_s": None,
-        "requests": None,
-        "ok": None,
-        "rps": None,
-        "errors": {},
-        "latency_ms": dict(_EMPTY_LATENCY),
-        "histogram": None,
-        "warmup": {"duration_s": None, "requests": None},
-        "resources": {
-            "server_cpu_s": None,
-            "server_rss_peak_bytes": None,
-            "server_rss_mean_bytes": None,
-            "postgres_cpu_s": None,
-            "generator_cpu_s": None,
-            "db_connections_max": None,
-        },
-        "requests_per_server_cpu_s": None,
-        "cpu_share": {"server": None, "postgres": None, "generator": None, "other": None},
-        "server_start_s": None,
-        "server_log": None,
-    }
-
-
-def _measured_cell(
-    key: CellKey, started_at: str, result: LoadResult, usage: WindowUsage, error: str | None
-) -> dict[str, Any]:
-    server_cpu = usage.server_cpu_s
-    efficiency = result.ok / server_cpu if server_cpu else None
-    return {
-        "stack": key.stack,
-        "workload": key.workload.name,
-        "concurrency": key.concurrency,
-        "repeat": key.repeat,
-        "status": "failed" if error else "ok",
-        "error": error,
-        "started_at": started_at,
-        "mode": result.mode,
-        "duration_s": result.duration_s,
-        "requests": result.requests,
-        "ok": result.ok,
-        "rps": result.rps,
-        "errors": result.errors,
-        "latency_ms": result.latency_ms(),
-        "histogram": result.encoded_histogram(),
-        "warmup": {"duration_s": result.warmup_duration_s, "requests": result.warmup_requests},
-        "resources": {
-            "server_cpu_s": server_cpu,
-            "server_rss_peak_bytes": usage.server_rss_peak_bytes,
-            "server_rss_mean_bytes": usage.server_rss_mean_bytes,
-            "postgres_cpu_s": usage.postgres_cpu_s,
-            "generator_cpu_s": result.generator_cpu_s,
-            "db_connections_max": usage.db_connections_max,
-            "db_connections_active_max": usage.db_connections_active_max,
-            "machine_busy_cpu_s": usage.machine_busy_cpu_s,
-        },
-        "requests_per_server_cpu_s": efficiency,
-        "cpu_share": cpu_shares(usage, result.generator_cpu_s),
-    }

@@ -10,7 +10,7 @@ from pgarena.report.charts import build_charts
 from pgarena.report.figures import build_figures
 from pgarena.report.html import render_html
 from pgarena.report.markdown import render_markdown
-from pgarena.results.file import RESULT_FILENAME, load_results
+from pgarena.results.file import RESULT_FILENAME, load_run
 
 FORMATS = ("md", "html", "png")
 
@@ -43,12 +43,12 @@ def write_reports(
     unknown = [fmt for fmt in formats if fmt not in FORMATS]
     if unknown:
         raise UserError(f"unknown report format {', '.join(unknown)} (choose from md, html, png)")
-    results = load_results(results_path)  # validated against the result file's JSON Schema
+    run = load_run(results_path)  # validated against the JSON Schema, older versions migrated
     source = results_path / RESULT_FILENAME if results_path.is_dir() else results_path
     out = Path(out_dir) if out_dir is not None else source.parent
     out.mkdir(parents=True, exist_ok=True)
 
-    figures = build_figures(results)
+    figures = build_figures(run)
     charts = build_charts(figures) if {"png", "html"} & set(formats) else []
     written: list[Path] = []
     chart_paths: list[tuple[str | None, str]] = []

@@ -36,19 +36,41 @@ def compare_command(
         str,
         typer.Option(
             "--threshold",
-            help="Only call a change when it is beyond this band, e.g. 5% (default 0%).",
+            help="Only call a regression beyond this band, e.g. 5% (a bare 5 means 5%).",
         ),
-    ] = "0%",
+    ] = "5%",
+    metric: Annotated[
+        str,
+        typer.Option("--metric", help="Comma-separated figures to judge: rps, p99, errors, all."),
+    ] = "rps,p99,errors",
+    correction: Annotated[
+        str,
+        typer.Option(
+            "--correction",
+            help="Multiple-comparison correction: holm (family-wise) or bh (false discovery).",
+        ),
+    ] = "holm",
     format: Annotated[str, typer.Option("--format", help="text, md or json.")] = "text",
 ) -> None:
-    """Compare two result files cell by cell; exit 1 if NEW is significantly slower.
+    """Compare two result files cell by cell; exit 1 if NEW is significantly worse.
 
-    Exit codes: 0 no cell slower beyond the threshold, 1 some cell is, 2 usage error.
+    Exit codes: 0 nothing worse beyond the threshold, 1 something is, 2 usage error.
     """
-    from pgarena.report.compare import compare_results, parse_threshold, render_comparison
+    from pgarena.report.compare import (
+        compare_results,
+        parse_metrics,
+        parse_threshold,
+        render_comparison,
+    )
 
     fmt = format.strip().lower()
-    report = compare_results(base, new, threshold=parse_threshold(threshold))
+    report = compare_results(
+        base,
+        new,
+        threshold=parse_threshold(threshold),
+        metrics=parse_metrics(metric),
+        correction=correction.strip().lower(),
+    )
     typer.echo(render_comparison(report, fmt), nl=False)
     if fmt == "json":
         # Text and Markdown carry the warnings in their notes; JSON keeps stdout parseable.

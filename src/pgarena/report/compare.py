@@ -1,29 +1,43 @@
-"""`pgarena compare BASE.json NEW.json`: did NEW get faster or slower than BASE, really?
+"""`pgarena compare BASE.json NEW.json`: did NEW get slower than BASE, really?
 
-Cells are matched by (stack, workload, concurrency). For each, the ratio of mean requests
-per second NEW/BASE comes with its 95% interval from the per-repeat figures of both files
-(`pgarena.results.stats.compare`), and a verdict: faster, slower or within noise. A cell is a
-regression when it is slower beyond the threshold; any regression makes the exit code 1,
-so the command can gate CI.
+Cells are matched by (stack, workload, concurrency) and judged on one or more figures
+(`--metric`): throughput (requests/s, higher is better), p99 latency (lower is better) and
+the error rate. Each judgement reads the summaries both runs stored (means with standard
+errors that already combine within-cell and between-repeat variation) and asks a one-sided
+question: is NEW worse than BASE by more than the threshold band? The p-values of every
+cell and figure form one family, corrected for multiple comparisons (Holm by default, or
+Benjamini-Hochberg), so a run with sixty cells does not raise a false alarm in three of them
+by chance. Any regression makes the exit code 1, so the command can gate CI.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scipy import stats as scipy_stats
 
 from pgarena.errors import UserError
 from pgarena.report.formatting import diff_interval, diff_percent, number
 from pgarena.report.markdown import markdown_table
 from pgarena.report.tables import Entry, Table
-from pgarena.results.file import load_results
-from pgarena.results.stats import Comparison, compare
+from pgarena.results.file import load_run
+from pgarena.results.model import CellKey, Run, Summary
+from pgarena.results.stats import Comparison, Estimate, benjamini_hochberg, compare_estimates, holm
 
-CellKey = tuple[str, str, int]
 COMPARE_FORMATS = ("text", "md", "json")
+METRICS = ("rps", "p99", "errors")
+CORRECTIONS: dict[str, Callable[[Sequence[float]], list[float]]] = {
+    "holm": holm,
+    "bh": benjamini_hochberg,
+}
+ALPHA = 0.05
+# An error rate is a regression only when it rose by more than this many points (absolute).
+ERROR_RATE_MARGIN = 0.001
 
 # Metadata that must match for two runs to be comparable, as (block, field) paths.
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_count", "memory_bytes", "os", "python")
@@ -31,30 +45,52 @@ PLAN_FIELDS = ("duration_s", "requests", "warmup_s", "mode", "rate", "slow_ms", 
 
 
 def parse_threshold(text: str) -> float:
-    """'5%' or '0.05' -> 0.05; UserError on anything else."""
+    """'5%', '5' (percent) or '0.05' -> 0.05; UserError on anything else.
+
+    A bare number of 1 or more is read as percent, as people write `--threshold 5`."""
     raw = text.strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
         raise UserError(f"--threshold: {text!r} is not a percentage like 5% or 0.05") from None
+    if not raw.endswith("%") and value >= 1:
+        value /= 100
     if not math.isfinite(value) or value < 0 or value >= 1:
         raise UserError(f"--threshold: {text!r} must be between 0% and 100%")
     return value
 
 
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """'rps,p99' -> ('rps', 'p99'); 'all' -> every metric; UserError on an unknown one."""
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if names == ("all",):
+        return METRICS
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise UserError(
+            f"--metric: unknown {', '.join(unknown) or repr(text)} (choose from "
+            f"{', '.join(METRICS)} or all)"
+        )
+    return names
+
+
 @dataclass(frozen=True)
 class CellComparison:
-    """NEW against BASE in one (stack, workload, concurrency) cell."""
+    """NEW against BASE in one (stack, workload, concurrency) cell, on one figure."""
 
-    stack: str
-    workload: str
-    concurrency: int
-    comparison: Comparison
+    key: CellKey
+    metric: str
+    base: float | None
+    new: float | None
+    comparison: Comparison | None  # rps and p99: the ratio NEW/BASE with its interval
+    p_worse: float | None  # one-sided: NEW worse than BASE beyond the threshold
+    p_adjusted: float | None = None  # after the multiple-comparison correction
+    verdict: str = "within noise"  # "better", "worse" or "within noise"
 
     @property
     def regression(self) -> bool:
-        """Slower beyond the threshold, with the interval to prove it."""
-        return self.comparison.verdict == "slower"
+        """Worse beyond the threshold, and still significant after the correction."""
+        return self.verdict == "worse"
 
 
 @dataclass
@@ -64,6 +100,8 @@ class ComparisonReport:
     base_path: Path
     new_path: Path
     threshold: float
+    metrics: tuple[str, ...]
+    correction: str
     cells: list[CellComparison] = field(default_factory=list)
     only_in_base: list[CellKey] = field(default_factory=list)
     only_in_new: list[CellKey] = field(default_factory=list)
@@ -71,24 +109,13 @@ class ComparisonReport:
 
     @property
     def regressions(self) -> list[CellComparison]:
-        """The cells where NEW is significantly slower beyond the threshold."""
+        """The judgements where NEW is significantly worse beyond the threshold."""
         return [cell for cell in self.cells if cell.regression]
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing got significantly slower beyond the threshold, 1 otherwise."""
+        """0 when nothing got significantly worse beyond the threshold, 1 otherwise."""
         return 1 if self.regressions else 0
-
-
-def per_repeat_rps(results: dict[str, Any]) -> dict[CellKey, list[float]]:
-    """Requests per second of every finished repeat, by (stack, workload, concurrency)."""
-    values: dict[CellKey, list[float]] = {}
-    for cell in results.get("cells") or []:
-        if cell.get("status") != "ok" or cell.get("rps") is None:
-            continue
-        key = (cell["stack"], cell["workload"], int(cell["concurrency"]))
-        values.setdefault(key, []).append(float(cell["rps"]))
-    return values
 
 
 def _differences(
@@ -109,9 +136,9 @@ def _settings_only(block: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (block or {}).items() if not key.endswith("_seconds")}
 
 
-def setting_warnings(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def setting_warnings(base: Run, new: Run) -> list[str]:
     """What differs between the two runs besides the code under test (from the metadata)."""
-    base_meta, new_meta = base.get("metadata") or {}, new.get("metadata") or {}
+    base_meta, new_meta = base.metadata, new.metadata
     base_pg, new_pg = base_meta.get("postgres") or {}, new_meta.get("postgres") or {}
     checks = [
         _differences("machines", base_meta.get("machine"), new_meta.get("machine"), MACHINE_FIELDS),
@@ -130,26 +157,61 @@ def setting_warnings(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
         _differences(
             "targets", {"target": base_meta.get("target")}, {"target": new_meta.get("target")}
         ),
-        _differences("run plans", base.get("plan"), new.get("plan"), PLAN_FIELDS),
+        _differences("run plans", base.plan, new.plan, PLAN_FIELDS),
         _differences("package versions", base_meta.get("packages"), new_meta.get("packages")),
     ]
     warnings = [check for check in checks if check]
-    for name, results in (("BASE", base), ("NEW", new)):
-        status = results.get("status")
-        if status and status != "complete":
-            warnings.append(f"{name} run is {status}: some cells may be missing")
+    for name, run in (("BASE", base), ("NEW", new)):
+        if run.status != "complete":
+            warnings.append(f"{name} run is {run.status}: some cells may be missing")
     return warnings
 
 
+def _ratio_judgement(
+    key: CellKey, metric: str, base: Estimate | None, new: Estimate | None, threshold: float
+) -> CellComparison | None:
+    if base is None or new is None or base.mean is None or new.mean is None:
+        return None
+    higher_is_better = metric == "rps"
+    result = compare_estimates(base, new, higher_is_better=higher_is_better, threshold=threshold)
+    return CellComparison(key, metric, base.mean, new.mean, result, result.p_worse)
+
+
+def _error_judgement(key: CellKey, base: Summary, new: Summary) -> CellComparison | None:
+    """A one-sided two-proportion z-test: did the share of failed requests rise?"""
+    base_n, new_n = _requests(base), _requests(new)
+    if base.error_rate is None or new.error_rate is None or not base_n or not new_n:
+        return None
+    pooled = (base.error_rate * base_n + new.error_rate * new_n) / (base_n + new_n)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / base_n + 1 / new_n))
+    rise = new.error_rate - base.error_rate - ERROR_RATE_MARGIN
+    if spread == 0:
+        p_worse = 0.0 if rise > 0 else 1.0
+    else:
+        p_worse = float(scipy_stats.norm.sf(rise / spread))
+    return CellComparison(key, "errors", base.error_rate, new.error_rate, None, p_worse)
+
+
+def _requests(summary: Summary) -> float:
+    return float(summary.requests)
+
+
 def compare_results(
-    base_path: Path | str, new_path: Path | str, *, threshold: float = 0.0
+    base_path: Path | str,
+    new_path: Path | str,
+    *,
+    threshold: float = 0.05,
+    metrics: Sequence[str] = ("rps",),
+    correction: str = "holm",
 ) -> ComparisonReport:
     """Compare two result files cell by cell; UserError when they share no cell."""
+    if correction not in CORRECTIONS:
+        raise UserError(f"--correction: choose from {', '.join(CORRECTIONS)}")
     base_path, new_path = Path(base_path), Path(new_path)
-    # The loader refuses a file of another schema version, so both files share this one.
-    base, new = load_results(base_path), load_results(new_path)
-    base_values, new_values = per_repeat_rps(base), per_repeat_rps(new)
-    shared = [key for key in base_values if key in new_values]
+    base, new = load_run(base_path), load_run(new_path)
+    base_keys = [s.key for s in base.summaries if s.repeats]
+    new_keys = [s.key for s in new.summaries if s.repeats]
+    shared = [key for key in base_keys if key in new_keys]
     if not shared:
         raise UserError(
             f"{base_path} and {new_path} share no finished cell "
@@ -159,26 +221,69 @@ def compare_results(
         base_path=base_path,
         new_path=new_path,
         threshold=threshold,
-        only_in_base=[key for key in base_values if key not in new_values],
-        only_in_new=[key for key in new_values if key not in base_values],
+        metrics=tuple(metrics),
+        correction=correction,
+        only_in_base=[key for key in base_keys if key not in new_keys],
+        only_in_new=[key for key in new_keys if key not in base_keys],
         warnings=setting_warnings(base, new),
     )
-    for key in shared:
-        report.cells.append(
-            CellComparison(
-                *key,
-                comparison=compare(
-                    base_values[key], new_values[key], higher_is_better=True, threshold=threshold
-                ),
-            )
-        )
-    report.cells.sort(key=lambda cell: (cell.workload, cell.concurrency, cell.stack))
-    if any(cell.comparison.ci95_low is None for cell in report.cells):
+    for key in sorted(shared, key=lambda k: (k.workload, k.concurrency, k.stack)):
+        old, now = base.summary(key), new.summary(key)
+        assert old is not None and now is not None
+        for metric in metrics:
+            if metric == "errors":
+                judged = _error_judgement(key, old, now)
+            elif metric == "p99":
+                judged = _ratio_judgement(
+                    key, metric, old.latency_p99_ms, now.latency_p99_ms, threshold
+                )
+            else:
+                judged = _ratio_judgement(key, metric, old.rps, now.rps, threshold)
+            if judged is not None:
+                report.cells.append(judged)
+    report.cells = _corrected(report.cells, CORRECTIONS[correction], threshold)
+    if any(c.comparison is not None and c.comparison.ci95_low is None for c in report.cells):
         report.warnings.append(
-            "some cells have fewer than two repeats in a file: they have no interval and "
-            "are never called faster or slower (run with --repeats 2 or more)"
+            "some cells have no interval in a file: they are never called better or worse "
+            "(measure longer, or run with --repeats 2 or more)"
         )
     return report
+
+
+def _corrected(
+    cells: list[CellComparison], adjust: Callable[[Sequence[float]], list[float]], threshold: float
+) -> list[CellComparison]:
+    """Adjust every p-value as one family, then give each judgement its verdict."""
+    tested = [index for index, cell in enumerate(cells) if cell.p_worse is not None]
+    adjusted = adjust([cells[index].p_worse for index in tested])  # type: ignore[misc]
+    judged = list(cells)
+    for index, p_value in zip(tested, adjusted, strict=True):
+        cell = cells[index]
+        verdict = "within noise"
+        if p_value < ALPHA:
+            verdict = "worse"
+        elif cell.comparison is not None and cell.comparison.verdict == "faster":
+            verdict = "better"
+        judged[index] = CellComparison(
+            cell.key,
+            cell.metric,
+            cell.base,
+            cell.new,
+            cell.comparison,
+            cell.p_worse,
+            p_value,
+            verdict,
+        )
+    return judged
+
+
+METRIC_LABELS = {"rps": "req/s", "p99": "p99 ms", "errors": "error rate"}
+
+
+def _value(metric: str, value: float | None) -> str:
+    if metric == "errors":
+        return "-" if value is None else f"{value:.2%}"
+    return number(value)
 
 
 def _table(report: ComparisonReport) -> Table:
@@ -187,39 +292,49 @@ def _table(report: ComparisonReport) -> Table:
             "Workload",
             "Stack",
             "Concurrency",
-            "BASE req/s",
-            "NEW req/s",
+            "Figure",
+            "BASE",
+            "NEW",
             "Change",
             "95% interval",
+            "p (adj.)",
             "Verdict",
         ],
-        numeric=[False, False, True, True, True, True, True, False],
+        numeric=[False, False, True, False, True, True, True, True, True, False],
     )
     for cell in report.cells:
-        result = cell.comparison
         table.rows.append(
             [
-                Entry(cell.workload),
-                Entry(cell.stack),
-                Entry(str(cell.concurrency)),
-                Entry(number(result.base.mean)),
-                Entry(number(result.new.mean)),
-                Entry(diff_percent(result)),
-                Entry(diff_interval(result)),
-                Entry(("REGRESSION: " if cell.regression else "") + result.verdict),
+                Entry(cell.key.workload),
+                Entry(cell.key.stack),
+                Entry(str(cell.key.concurrency)),
+                Entry(METRIC_LABELS[cell.metric]),
+                Entry(_value(cell.metric, cell.base)),
+                Entry(_value(cell.metric, cell.new)),
+                Entry(diff_percent(cell.comparison) if cell.comparison else _points(cell)),
+                Entry(diff_interval(cell.comparison) if cell.comparison else ""),
+                Entry("-" if cell.p_adjusted is None else f"{cell.p_adjusted:.3f}"),
+                Entry(("REGRESSION: " if cell.regression else "") + cell.verdict),
             ]
         )
     return table
 
 
+def _points(cell: CellComparison) -> str:
+    if cell.base is None or cell.new is None:
+        return ""
+    return f"{(cell.new - cell.base) * 100:+.2f} pts"
+
+
 def _summary_line(report: ComparisonReport) -> str:
     band = f" beyond the {report.threshold:.0%} threshold" if report.threshold else ""
-    faster = sum(cell.comparison.verdict == "faster" for cell in report.cells)
-    slower = len(report.regressions)
-    noise = len(report.cells) - faster - slower
+    better = sum(cell.verdict == "better" for cell in report.cells)
+    worse = len(report.regressions)
+    noise = len(report.cells) - better - worse
+    name = {"holm": "Holm", "bh": "Benjamini-Hochberg"}[report.correction]
     return (
-        f"{len(report.cells)} shared cells: {slower} slower{band}, {faster} faster{band}, "
-        f"{noise} within noise."
+        f"{len(report.cells)} judgements ({', '.join(report.metrics)}): {worse} worse{band}, "
+        f"{better} better, {noise} within noise ({name}-corrected, alpha {ALPHA:g})."
     )
 
 
@@ -227,8 +342,7 @@ def _notes(report: ComparisonReport) -> list[str]:
     notes = [f"warning: {warning}" for warning in report.warnings]
     for label, keys in (("only in BASE", report.only_in_base), ("only in NEW", report.only_in_new)):
         if keys:
-            names = ", ".join(f"{s}/{w}@{c}" for s, w, c in keys)
-            notes.append(f"not compared, {label}: {names}")
+            notes.append(f"not compared, {label}: {', '.join(key.label for key in keys)}")
     return notes
 
 
@@ -254,7 +368,7 @@ def render_markdown(report: ComparisonReport) -> str:
     """A Markdown table, for pull-request comments."""
     lines = [
         f"**BASE** `{report.base_path}` vs **NEW** `{report.new_path}` "
-        "(requests per second, NEW/BASE with its 95% interval)",
+        "(NEW/BASE with its 95% interval)",
         "",
         markdown_table(_table(report)),
         "",
@@ -264,25 +378,38 @@ def render_markdown(report: ComparisonReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
 def render_json(report: ComparisonReport) -> str:
-    """Machine-readable: every compared cell with its ratio, interval, verdict and repeats."""
-    document = {
+    """Machine-readable: every judgement with its figures, interval, p-values and verdict."""
+    document: dict[str, Any] = {
         "base": str(report.base_path),
         "new": str(report.new_path),
         "threshold": report.threshold,
-        "figure": "rps",
+        "metrics": list(report.metrics),
+        "correction": report.correction,
         "cells": [
             {
-                "stack": cell.stack,
-                "workload": cell.workload,
-                "concurrency": cell.concurrency,
+                "stack": cell.key.stack,
+                "workload": cell.key.workload,
+                "concurrency": cell.key.concurrency,
+                "metric": cell.metric,
+                "base": cell.base,
+                "new": cell.new,
+                "ratio": cell.comparison.ratio if cell.comparison else None,
+                "ci95_low": _finite(cell.comparison.ci95_low) if cell.comparison else None,
+                "ci95_high": _finite(cell.comparison.ci95_high) if cell.comparison else None,
+                "p_worse": cell.p_worse,
+                "p_adjusted": cell.p_adjusted,
+                "verdict": cell.verdict,
                 "regression": cell.regression,
-                **cell.comparison.to_dict(),
             }
             for cell in report.cells
         ],
-        "only_in_base": [list(key) for key in report.only_in_base],
-        "only_in_new": [list(key) for key in report.only_in_new],
+        "only_in_base": [key.label for key in report.only_in_base],
+        "only_in_new": [key.label for key in report.only_in_new],
         "warnings": report.warnings,
         "regressions": len(report.regressions),
         "exit_code": report.exit_code,

@@ -1,38 +1,51 @@
-"""The figures a report shows, derived from one result file.
+"""The figures a report shows: a view of one `Run`, never a recomputation.
 
-Every report (Markdown, HTML, charts) is a view of the same `RunFigures`, so the three can
-never disagree. Per-repeat values come from the result file's cells and are summarised with
-the harness's own statistics (`pgarena.results.stats`), the same functions `pgarena run` and
-`pgarena compare` use; the warnings (unstable, errors) are the ones the run recorded.
+Every report (Markdown, HTML, charts) reads the same `RunFigures`, so the three can never
+disagree; and `RunFigures` reads the summaries and verdicts the run stored or that
+`pgarena.results` derives from them, so a report cannot disagree with `pgarena run` either.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgarena.results.stats import Comparison, Summary, compare, summarize
+from pgarena.results.model import Cell, CellKey, Run, Summary
+from pgarena.results.stats import Estimate
+from pgarena.results.verdicts import StackComparison, stack_comparisons
 
-# The parts of the machine's CPU a cell accounts for, in the order charts stack them.
+# The parts of the machine's CPU charts stack, in order ("other" is shown apart).
 CPU_PARTS = ("server", "postgres", "generator")
 
 
 @dataclass(frozen=True)
 class CellFigures:
-    """One (stack, workload, concurrency) across its repeats."""
+    """One (stack, workload, concurrency): its stored summary and its repeats."""
 
-    stack: str
-    workload: str
-    concurrency: int
-    repeats: list[dict[str, Any]]  # the cells that finished ("ok"), in repeat order
-    failures: list[dict[str, Any]]  # the cells that failed, with their reason
-    warnings: list[str]
-    rps: Summary | None
-    requests_per_server_cpu_s: Summary | None
-    latency_p50_ms: Summary | None
-    latency_p99_ms: Summary | None
+    summary: Summary
+    repeats: list[Cell]  # the repeats that finished, in repeat order
+    failures: list[Cell]  # the repeats that failed, with their reason
+
+    @property
+    def key(self) -> CellKey:
+        """The cell key."""
+        return self.summary.key
+
+    @property
+    def stack(self) -> str:
+        """The stack."""
+        return self.key.stack
+
+    @property
+    def workload(self) -> str:
+        """The workload."""
+        return self.key.workload
+
+    @property
+    def concurrency(self) -> int:
+        """The concurrency level."""
+        return self.key.concurrency
 
     @property
     def label(self) -> str:
@@ -40,62 +53,79 @@ class CellFigures:
         return f"{self.stack} at concurrency {self.concurrency}"
 
     @property
+    def warnings(self) -> list[str]:
+        """The run's warnings for this cell, as sentences."""
+        return [warning.message for warning in self.summary.warnings]
+
+    @property
+    def rps(self) -> Estimate | None:
+        """Requests per second, or None when no repeat finished."""
+        return self.summary.rps if self.summary.repeats else None
+
+    @property
+    def requests_per_server_cpu_s(self) -> Estimate | None:
+        """Requests per server CPU-second."""
+        return self.summary.requests_per_server_cpu_s if self.summary.repeats else None
+
+    @property
+    def latency_p50_ms(self) -> Estimate | None:
+        """Median latency across repeats."""
+        return self.summary.latency_p50_ms if self.summary.repeats else None
+
+    @property
+    def latency_p99_ms(self) -> Estimate | None:
+        """99th percentile latency across repeats."""
+        return self.summary.latency_p99_ms if self.summary.repeats else None
+
+    @property
     def peak_rss_bytes(self) -> float | None:
-        """The server's peak RSS (all processes), highest across repeats; None without it."""
-        peaks = [_resource(cell, "server_rss_peak_bytes") for cell in self.repeats]
-        known = [peak for peak in peaks if peak is not None]
-        return max(known) if known else None
+        """The server's peak RSS (all processes), highest across repeats."""
+        return self.summary.peak_rss_bytes
 
     @property
     def cpu_share(self) -> dict[str, float] | None:
-        """Mean share of the machine's CPU per part (server, postgres, generator)."""
-        shares = [cell.get("cpu_share") for cell in self.repeats if cell.get("cpu_share")]
-        if not shares:
-            return None
-        return {
-            part: statistics.fmean(share.get(part) or 0.0 for share in shares)
-            for part in CPU_PARTS
-            if any(share.get(part) is not None for share in shares)
-        }
+        """Mean share of the machine's CPU per part."""
+        shares = {k: v for k, v in self.summary.cpu_share.items() if v is not None}
+        return shares or None
 
     @property
     def histograms(self) -> list[str]:
         """The encoded HDR latency histograms (microseconds) of every finished repeat."""
-        return [cell["histogram"] for cell in self.repeats if cell.get("histogram")]
-
-
-@dataclass(frozen=True)
-class StackComparison:
-    """One stack against the run's first stack, on one workload and concurrency."""
-
-    base: str
-    stack: str
-    workload: str
-    concurrency: int
-    rps: Comparison | None
-    requests_per_server_cpu_s: Comparison | None
+        return [cell.histogram for cell in self.repeats if cell.histogram]
 
 
 @dataclass
 class RunFigures:
     """Everything a report needs from one result file, in the run's own order."""
 
-    results: dict[str, Any]
-    stacks: list[str]
-    workloads: list[str]
-    concurrency: list[int]
+    run: Run
     cells: dict[tuple[str, str, int], CellFigures] = field(default_factory=dict)
     comparisons: list[StackComparison] = field(default_factory=list)
 
     @property
-    def metadata(self) -> dict[str, Any]:
-        """The run's metadata block (machine, versions, settings, command line)."""
-        return self.results.get("metadata") or {}
+    def stacks(self) -> list[str]:
+        """Stacks in the run's order."""
+        return self.run.stacks
 
     @property
-    def plan(self) -> dict[str, Any]:
+    def workloads(self) -> list[str]:
+        """Workloads in the run's order."""
+        return self.run.workloads
+
+    @property
+    def concurrency(self) -> list[int]:
+        """Concurrency levels, ascending."""
+        return self.run.concurrency
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The run's metadata block (machine, versions, settings, command line)."""
+        return self.run.metadata
+
+    @property
+    def plan(self) -> Mapping[str, Any]:
         """The run's plan (stacks, workloads, concurrency, repeats, duration...)."""
-        return self.results.get("plan") or {}
+        return self.run.plan
 
     @property
     def base_stack(self) -> str | None:
@@ -129,19 +159,13 @@ class RunFigures:
 
     def comparison(self, stack: str, workload: str, concurrency: int) -> StackComparison | None:
         """The comparison of one stack with the first stack in one cell, if both ran."""
-        for candidate in self.comparisons:
-            if (candidate.stack, candidate.workload, candidate.concurrency) == (
-                stack,
-                workload,
-                concurrency,
-            ):
-                return candidate
-        return None
+        key = CellKey(stack, workload, concurrency)
+        return next((c for c in self.comparisons if c.key == key), None)
 
     @property
-    def failed_cells(self) -> list[dict[str, Any]]:
+    def failed_cells(self) -> list[Cell]:
         """Every cell (one repeat) that failed, with its reason."""
-        return [cell for cells in self.cells.values() for cell in cells.failures]
+        return self.run.failed_cells
 
     @property
     def has_server_figures(self) -> bool:
@@ -152,103 +176,15 @@ class RunFigures:
         )
 
 
-def _resource(cell: Mapping[str, Any], name: str) -> float | None:
-    resources = cell.get("resources") or {}
-    value = resources.get(name)
-    return float(value) if value is not None else None
-
-
-def _summary_of(values: Iterable[float | None]) -> Summary | None:
-    known = [float(value) for value in values if value is not None]
-    return summarize(known) if known else None
-
-
-def _ordered(preferred: Sequence[Any], seen: Iterable[Any]) -> list[Any]:
-    """The plan's order first, then anything the cells hold that the plan does not name."""
-    seen = list(dict.fromkeys(seen))
-    return [item for item in preferred if item in seen] + [
-        item for item in seen if item not in preferred
-    ]
-
-
-def _comparison(base: Summary | None, new: Summary | None) -> Comparison | None:
-    if base is None or new is None:
-        return None
-    return compare(base.values, new.values, higher_is_better=True)
-
-
-def build_figures(results: Mapping[str, Any]) -> RunFigures:
-    """Derive every report figure from a loaded result file."""
-    plan = results.get("plan") or {}
-    raw_cells = results.get("cells") or []
-    stacks = _ordered(plan.get("stacks") or [], (cell["stack"] for cell in raw_cells))
-    workloads = _ordered(plan.get("workloads") or [], (cell["workload"] for cell in raw_cells))
-    levels = sorted({int(cell["concurrency"]) for cell in raw_cells})
-    figures = RunFigures(
-        results=dict(results), stacks=stacks, workloads=workloads, concurrency=levels
-    )
-
-    # "One repeat" is said once for the run (see findings), not beside every figure, where
-    # it would bury the warnings that single out a cell.
-    warnings_by_key = {
-        (entry["stack"], entry["workload"], int(entry["concurrency"])): [
-            warning
-            for warning in entry.get("warnings") or []
-            if not warning.startswith("one repeat")
-        ]
-        for entry in results.get("summary") or []
-    }
-    grouped: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for cell in raw_cells:
-        key = (cell["stack"], cell["workload"], int(cell["concurrency"]))
-        grouped.setdefault(key, []).append(cell)
-
-    for key, cells in grouped.items():
-        cells = sorted(cells, key=lambda cell: cell.get("repeat", 0))
-        finished = [cell for cell in cells if cell.get("status") == "ok"]
-        failures = [cell for cell in cells if cell.get("status") != "ok"]
-        warnings = warnings_by_key.get(key, [])
-        if failures:
-            warnings = [*warnings, f"failed: {len(failures)} of {len(cells)} repeats"]
-        figures.cells[key] = CellFigures(
-            stack=key[0],
-            workload=key[1],
-            concurrency=key[2],
-            repeats=finished,
-            failures=failures,
-            warnings=warnings,
-            rps=_summary_of(cell.get("rps") for cell in finished),
-            requests_per_server_cpu_s=_summary_of(
-                cell.get("requests_per_server_cpu_s") for cell in finished
-            ),
-            latency_p50_ms=_summary_of(
-                (cell.get("latency_ms") or {}).get("p50") for cell in finished
-            ),
-            latency_p99_ms=_summary_of(
-                (cell.get("latency_ms") or {}).get("p99") for cell in finished
-            ),
+def build_figures(run: Run) -> RunFigures:
+    """The report's view of a run: its stored summaries, its cells, its verdicts."""
+    figures = RunFigures(run=run, comparisons=stack_comparisons(run))
+    for summary in run.summaries:
+        members = run.cells_of(summary.key)
+        key = summary.key
+        figures.cells[(key.stack, key.workload, key.concurrency)] = CellFigures(
+            summary=summary,
+            repeats=[cell for cell in members if cell.measured],
+            failures=[cell for cell in members if not cell.measured],
         )
-
-    base = figures.base_stack
-    for workload in workloads:
-        for level in levels:
-            base_cell = figures.cell(base, workload, level) if base else None
-            if base_cell is None:
-                continue
-            for stack in stacks[1:]:
-                cell = figures.cell(stack, workload, level)
-                if cell is None:
-                    continue
-                figures.comparisons.append(
-                    StackComparison(
-                        base=base,
-                        stack=stack,
-                        workload=workload,
-                        concurrency=level,
-                        rps=_comparison(base_cell.rps, cell.rps),
-                        requests_per_server_cpu_s=_comparison(
-                            base_cell.requests_per_server_cpu_s, cell.requests_per_server_cpu_s
-                        ),
-                    )
-                )
     return figures

@@ -75,7 +75,7 @@ def _single_measurement_findings(figures: RunFigures) -> list[str]:
     """With one repeat per cell nothing can be called, but a reader of a quick run still
     wants to know where to look: the highest measurement per workload, labelled as such."""
     measured = [cell for cell in figures.cells.values() if cell.rps is not None]
-    if not measured or any(cell.rps is not None and cell.rps.n > 1 for cell in measured):
+    if not measured or any(_has_interval(cell.rps) for cell in measured):
         return []
     leaders = []
     for workload in figures.workloads:
@@ -155,23 +155,24 @@ def _warning_findings(figures: RunFigures) -> list[str]:
             f"{'; '.join(names)}."
         )
     measured = [cell for cell in figures.cells.values() if cell.rps is not None]
-    single = [cell for cell in measured if cell.rps is not None and cell.rps.n < 2]
+    single = [cell for cell in measured if not _has_interval(cell.rps)]
     if single and len(single) == len(measured):
         sentences.append(
-            "Every cell has a single finished repeat: there are no intervals, so no "
+            "No cell has an interval (too short to measure one, and a single repeat): no "
             "difference is called. Run with --repeats 3 (or --preset standard) to get them."
         )
     elif single:
-        sentences.append(
-            f"{len(single)} cells have a single finished repeat: they have no interval, "
-            "so no difference is called for them."
-        )
+        sentences.append(f"{len(single)} cells have no interval: no difference is called for them.")
     return sentences
+
+
+def _has_interval(estimate: object) -> bool:
+    return getattr(estimate, "ci95_low", None) is not None
 
 
 def _run_findings(figures: RunFigures) -> list[str]:
     sentences = []
-    status = figures.results.get("status")
+    status = figures.run.status
     if status and status != "complete":
         finished = sum(len(cell.repeats) + len(cell.failures) for cell in figures.cells.values())
         sentences.append(

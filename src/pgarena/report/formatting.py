@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pgarena.results.stats import Comparison, Summary
+from pgarena.results.stats import Comparison, Estimate
 
 DASH = "\N{EN DASH}"  # between the bounds of a range: 1,180-1,260
 MISSING = "\N{EN DASH}"  # a figure that was not measured
@@ -28,11 +28,9 @@ def number(value: float | None) -> str:
     return f"{value:.2g}"
 
 
-def interval(summary: Summary | None) -> str:
-    """'(1,180-1,260)': the 95% interval of a mean, or '' when there is none (one repeat)."""
+def interval(summary: Estimate | None) -> str:
+    """'(1,180-1,260)': the 95% interval of a mean, or '' when there is none."""
     if summary is None or not (_finite(summary.ci95_low) and _finite(summary.ci95_high)):
-        return ""
-    if summary.n < 2:
         return ""
     # A dash between a negative bound and the other would read as a minus sign.
     between = DASH if summary.ci95_low >= 0 else " to "
@@ -44,7 +42,7 @@ def seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def mean_with_interval(summary: Summary | None) -> str:
+def mean_with_interval(summary: Estimate | None) -> str:
     """'1,234 (1,180-1,260)': a mean with its 95% interval."""
     if summary is None:
         return MISSING

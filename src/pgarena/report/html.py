@@ -106,14 +106,13 @@ def render_html(
                 "charts": [_view(chart) for chart in charts if chart.workload == workload],
             }
         )
-    results = figures.results
     return (
         _environment()
         .get_template("report.html.j2")
         .render(
             version=figures.metadata.get("pgarena_version", "?"),
-            title_suffix=results.get("started_at") or source_name,
-            status=results.get("status") or "unknown",
+            title_suffix=figures.run.started_at or source_name,
+            status=figures.run.status,
             stacks=figures.stacks,
             base=figures.base_stack or "the first stack",
             workloads=workloads,

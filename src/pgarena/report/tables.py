@@ -138,11 +138,11 @@ def failure_table(figures: RunFigures) -> Table:
     for cell in figures.failed_cells:
         table.rows.append(
             [
-                Entry(str(cell.get("stack"))),
-                Entry(str(cell.get("workload"))),
-                Entry(str(cell.get("concurrency")), cell.get("concurrency")),
-                Entry(str(cell.get("repeat")), cell.get("repeat")),
-                Entry(str(cell.get("error") or "unknown")),
+                Entry(cell.key.stack),
+                Entry(cell.key.workload),
+                Entry(str(cell.key.concurrency), cell.key.concurrency),
+                Entry(str(cell.repeat), cell.repeat),
+                Entry(cell.error or "unknown"),
             ]
         )
     return table
@@ -173,13 +173,13 @@ def _pairs(block: dict[str, Any], *, missing: str = MISSING) -> str:
 
 def metadata_rows(figures: RunFigures) -> list[tuple[str, str]]:
     """(name, value) pairs: where, how and with what the run was measured."""
-    meta, plan, results = figures.metadata, figures.plan, figures.results
+    meta, plan, run = figures.metadata, figures.plan, figures.run
     machine = meta.get("machine") or {}
     postgres = meta.get("postgres") or {}
     rows: list[tuple[str, str]] = [
-        ("Status", str(results.get("status") or MISSING)),
-        ("Started", str(results.get("started_at") or MISSING)),
-        ("Finished", str(results.get("finished_at") or MISSING)),
+        ("Status", run.status),
+        ("Started", run.started_at),
+        ("Finished", run.finished_at or MISSING),
     ]
     if machine:
         rows += [

@@ -1,9 +1,10 @@
 """The result file: one versioned JSON document per run, the source of truth for every report.
 
 `ResultWriter` rewrites the whole document after each cell: to a temporary file in the same
-directory, flushed to disk, then renamed over `results.json`. A rename is atomic, so at any
-moment the file is the previous complete version or the new one, never half of each: a
-crash, kill or Ctrl-C keeps every finished cell. `load_results` reads and validates it.
+directory, then renamed over `results.json`. A rename is atomic, so at any moment the file
+is the previous complete version or the new one, never half of each: a crash, kill or
+Ctrl-C keeps every finished cell. `load_run` reads, validates and (for files of an older
+schema version) migrates it into a `Run`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from pgarena.errors import UserError
-from pgarena.results.stats import summarize
+from pgarena.results.model import Cell, Run
+from pgarena.results.summary import finish_cell, summarize_run
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Older versions this pgarena still reads, migrating them on load.
+READABLE_VERSIONS = (1, 2)
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 RESULT_FILENAME = "results.json"
 
@@ -36,15 +40,46 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def validate(document: dict[str, Any]) -> None:
-    """Raise `jsonschema.ValidationError` unless `document` follows the schema."""
+@cache
+def _v1_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.with_name("results-1.schema.json").read_text())
+
+
+def validate(document: dict[str, Any], against: dict[str, Any] | None = None) -> None:
+    """Raise `jsonschema.ValidationError` unless `document` follows the (current) schema."""
     import jsonschema
 
-    jsonschema.validate(document, schema(), cls=jsonschema.Draft202012Validator)
+    jsonschema.validate(document, against or schema(), cls=jsonschema.Draft202012Validator)
+
+
+def migrate_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 document in version 2's shape.
+
+    Version 1 cells have no time series, so each keeps its whole-window figures and has no
+    within-cell interval; the summaries are recomputed by the current rules (version 1's
+    stored only per-repeat statistics, in another shape).
+    """
+    cells = tuple(Cell.from_dict(cell) for cell in document["cells"])
+    run = Run(
+        schema_version=SCHEMA_VERSION,
+        status=document["status"],
+        started_at=document["started_at"],
+        finished_at=document["finished_at"],
+        metadata=document["metadata"],
+        plan=document["plan"],
+        cells=cells,
+        summaries=tuple(summarize_run(cells)),
+    )
+    return run.to_dict()
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a result file (or the `results.json` inside a directory) into a `Run`."""
+    return Run.from_dict(load_results(path))
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
-    """Read and validate a result file (or the `results.json` inside a directory)."""
+    """Read, validate and migrate a result file to the current schema version, as JSON."""
     import jsonschema
 
     path = Path(path)
@@ -59,11 +94,15 @@ def load_results(path: str | Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise UserError(f"{path} is not a pgarena result file")
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise UserError(
-            f"{path} has schema_version {version!r}; this pgarena reads version {SCHEMA_VERSION}"
+            f"{path} has schema_version {version!r}; this pgarena reads versions {readable}"
         )
     try:
+        if version == 1:
+            validate(document, _v1_schema())
+            document = migrate_v1(document)
         validate(document)
     except jsonschema.ValidationError as error:
         where = "/".join(str(part) for part in error.absolute_path) or "top level"
@@ -89,108 +128,46 @@ def write_atomically(path: Path, document: dict[str, Any]) -> None:
 
 
 class ResultWriter:
-    """Builds the result document cell by cell and keeps `results.json` up to date."""
+    """Builds the run cell by cell and keeps `results.json` up to date.
+
+    Each cell's steady-state figures and every summary are computed here, once, as the cell
+    is written; readers of the file never recompute them.
+    """
 
     def __init__(self, out_dir: Path, metadata: dict[str, Any], plan: dict[str, Any]) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.path = out_dir / RESULT_FILENAME
-        self.document: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "status": "running",
-            "started_at": utc_now(),
-            "finished_at": None,
-            "metadata": metadata,
-            "plan": plan,
-            "cells": [],
-            "summary": [],
-        }
+        self.interval_s = float(plan.get("series_interval_s") or 0.25)
+        self.run = Run(
+            schema_version=SCHEMA_VERSION,
+            status="running",
+            started_at=utc_now(),
+            finished_at=None,
+            metadata=metadata,
+            plan=plan,
+        )
         self.write()
 
-    @property
-    def cells(self) -> list[dict[str, Any]]:
-        """The cells written so far."""
-        return self.document["cells"]
+    def add_cell(self, cell: Cell) -> Cell:
+        """Finish a cell's figures, append it, refresh the summaries, write; returns the
+        cell as stored."""
+        if cell.measured:
+            cell = finish_cell(cell, self.interval_s)
+        cells = (*self.run.cells, cell)
+        self.run = self.run.with_cell(cell, summarize_run(cells))
+        self.write()
+        return cell
 
-    def add_cell(self, cell: dict[str, Any]) -> None:
-        """Append a finished cell, refresh the summary, write."""
-        self.document["cells"].append(cell)
-        self.document["summary"] = summarize_cells(self.document["cells"])
+    def set_slo_results(self, results: list[dict[str, Any]]) -> None:
+        """Record the SLO verdicts of the run, write."""
+        self.run = replace(self.run, slo=tuple(results))
         self.write()
 
     def finish(self, status: str) -> None:
         """Mark the run complete or interrupted, write."""
-        self.document["status"] = status
-        self.document["finished_at"] = utc_now()
+        self.run = replace(self.run, status=status, finished_at=utc_now())
         self.write()
 
     def write(self) -> None:
-        """Write the document as it is now."""
-        write_atomically(self.path, self.document)
-
-
-def _figure(values: Sequence[float]) -> dict[str, Any]:
-    return summarize(values).to_dict()
-
-
-def summarize_cells(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One summary per (stack, workload, concurrency), across repeats, in first-seen order.
-
-    Only cells with status "ok" contribute figures; failed repeats and request errors become
-    warnings, as does a coefficient of variation of throughput above 10% (pyperf's rule).
-    """
-    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    for cell in cells:
-        key = (cell["stack"], cell["workload"], cell["concurrency"])
-        groups.setdefault(key, []).append(cell)
-    summaries = []
-    for (stack, workload, concurrency), members in groups.items():
-        ok = [cell for cell in members if cell["status"] == "ok"]
-        rps = _figure([cell["rps"] for cell in ok])
-        efficiency_values = [
-            cell["requests_per_server_cpu_s"]
-            for cell in ok
-            if cell.get("requests_per_server_cpu_s") is not None
-        ]
-        summaries.append(
-            {
-                "stack": stack,
-                "workload": workload,
-                "concurrency": concurrency,
-                "rps": rps,
-                "requests_per_server_cpu_s": _figure(efficiency_values)
-                if efficiency_values
-                else None,
-                "latency_p50_ms": _figure(
-                    [c["latency_ms"]["p50"] for c in ok if c["latency_ms"]["p50"] is not None]
-                ),
-                "latency_p99_ms": _figure(
-                    [c["latency_ms"]["p99"] for c in ok if c["latency_ms"]["p99"] is not None]
-                ),
-                "warnings": _warnings(members, ok, rps),
-            }
-        )
-    return summaries
-
-
-def _warnings(
-    members: list[dict[str, Any]], ok: list[dict[str, Any]], rps: dict[str, Any]
-) -> list[str]:
-    warnings = []
-    failed = len(members) - len(ok)
-    if failed:
-        reason = next(cell["error"] for cell in members if cell["status"] != "ok")
-        warnings.append(f"failed: {failed} of {len(members)} repeats ({reason})")
-    if rps["cv"] is not None and rps["cv"] > 0.10:
-        warnings.append(f"unstable: CV {rps['cv']:.0%} > 10%")
-    if len(ok) == 1:
-        warnings.append("one repeat: no confidence interval")
-    errors: dict[str, int] = {}
-    for cell in ok:
-        for kind, count in cell["errors"].items():
-            if count:
-                errors[kind] = errors.get(kind, 0) + count
-    if errors:
-        total = sum(errors.values())
-        kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(errors.items()))
-        warnings.append(f"errors: {total} failed requests ({kinds})")
-    return warnings
+        """Write the run as it is now."""
+        write_atomically(self.path, self.run.to_dict())

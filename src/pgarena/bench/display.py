@@ -1,0 +1,239 @@
+"""What `pgarena run` shows while it works and when it is done: a live progress line, one
+line per finished cell, and the summary table read from the run's stored summaries."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from pgarena.bench.calibrate import TARGET_RATIO, Calibration
+from pgarena.bench.loadgen import Progress
+from pgarena.bench.plan import SERVER_START_ESTIMATE_S, Plan, PlannedCell, format_duration
+from pgarena.results.model import Cell, Run, Summary
+from pgarena.results.stats import Estimate
+from pgarena.results.verdicts import stack_comparisons
+
+console = Console(stderr=True)
+
+
+class RichReporter:
+    """Progress: cell n of N, elapsed, ETA, and a live line with requests/s and p99."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.total = len(plan.cells())
+        self.started = time.monotonic()
+        self.cell_started_at = self.started
+        self.finished_cells = 0
+        self.current = ""
+        self.live_line = ""
+        self.failed = 0
+        self.live = Live(self._render(), console=console, refresh_per_second=4, transient=True)
+
+    def __enter__(self) -> RichReporter:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def _eta(self) -> float:
+        remaining = self.total - self.finished_cells
+        if self.finished_cells:
+            per_cell = (time.monotonic() - self.started) / self.finished_cells
+        else:
+            starts = self.plan.server_starts() / max(1, self.total)
+            per_cell = self.plan.cell_seconds() + starts * SERVER_START_ESTIMATE_S
+        return max(0.0, remaining * per_cell - (time.monotonic() - self.cell_started_at))
+
+    def _render(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        text = Text()
+        text.append(f"cell {min(self.finished_cells + 1, self.total)}/{self.total} ", "bold")
+        text.append(self.current)
+        text.append(f"  elapsed {format_duration(elapsed)}, ETA {format_duration(self._eta())}")
+        if self.failed:
+            text.append(f"  {self.failed} failed", "red")
+        if self.live_line:
+            text.append(f"\n  {self.live_line}", "cyan")
+        return text
+
+    def _refresh(self) -> None:
+        self.live.update(self._render())
+
+    def cell_started(self, index: int, total: int, planned: PlannedCell) -> None:
+        """Show which cell runs."""
+        self.cell_started_at = time.monotonic()
+        self.current = (
+            f"{planned.stack} / {planned.workload.name} / c={planned.concurrency} "
+            f"/ r{planned.repeat}"
+        )
+        self.live_line = "starting"
+        self._refresh()
+
+    def progress(self, reading: Progress) -> None:
+        """Live requests/s and p99."""
+        p99 = f"{reading.p99_ms:.1f} ms" if reading.p99_ms is not None else "-"
+        errors = f", {reading.errors} errors" if reading.errors else ""
+        self.live_line = (
+            f"{reading.phase}: {reading.rps:,.0f} req/s, p99 {p99}, "
+            f"{reading.ok:,} ok{errors} ({reading.elapsed_s:.1f} s)"
+        )
+        self._refresh()
+
+    def cell_finished(self, index: int, total: int, cell: Cell) -> None:
+        """Log one line per cell above the live display."""
+        self.finished_cells = index + 1
+        key = cell.key
+        label = f"{key.stack:<15} {key.workload:<11} c={key.concurrency:<4} r{cell.repeat}"
+        if cell.measured and cell.rps is not None:
+            within = cell.steady.rps if cell.steady is not None else None
+            spread = f" ± {_half_width(within):,.0f}" if _half_width(within) else ""
+            p99 = cell.latency_ms.get("p99")
+            errors = f"  [red]{cell.error_count} errors[/]" if cell.error_count else ""
+            console.print(
+                f"  {label} {cell.rps:>9,.0f}{spread} req/s  p99 {p99 or 0:>8.1f} ms{errors}",
+                highlight=False,
+            )
+        else:
+            self.failed += 1
+            console.print(f"  {label} [red]failed[/]: {cell.error}", highlight=False)
+        self.live_line = ""
+        self._refresh()
+
+
+def _half_width(estimate: Estimate | None) -> float | None:
+    if estimate is None or estimate.ci95_low is None or estimate.ci95_high is None:
+        return None
+    return (estimate.ci95_high - estimate.ci95_low) / 2
+
+
+def _format(estimate: Estimate | None, digits: int = 0) -> str:
+    if estimate is None or estimate.mean is None:
+        return "-"
+    text = f"{estimate.mean:,.{digits}f}"
+    half = _half_width(estimate)
+    return text + (f" ± {half:,.{digits}f}" if half is not None else " ± ?")
+
+
+def _shares(summary: Summary) -> str:
+    parts = [summary.cpu_share.get(part) for part in ("server", "postgres", "generator")]
+    return "/".join("-" if part is None else f"{part:.0%}" for part in parts)
+
+
+def print_summary(run: Run, path: Path) -> None:
+    """The final table (means ± 95% interval, and each stack's verdict against the first),
+    its numbered warnings, and where the results are."""
+    verdicts = {c.key: c for c in stack_comparisons(run)}
+    base = run.stacks[0] if run.stacks else "-"
+    table = Table(title=f"pgarena run: mean ± 95% interval; verdicts against {base}")
+    left = ("workload", "stack", f"vs {base}", "CPU srv/pg/gen", "!")
+    columns = ("workload", "c", "stack", "req/s", f"vs {base}", "p99 ms", "req/CPU-s", *left[3:])
+    for column in columns:
+        table.add_column(column, justify="left" if column in left else "right")
+    notes: dict[str, int] = {}
+    order = {(w, c, s): i for i, (w, c, s) in enumerate(_plan_order(run))}
+    summaries = sorted(
+        run.summaries,
+        key=lambda s: order.get((s.key.workload, s.key.concurrency, s.key.stack), len(order)),
+    )
+    for summary in summaries:
+        marks = [str(notes.setdefault(w.message, len(notes) + 1)) for w in summary.warnings]
+        comparison = verdicts.get(summary.key)
+        verdict = "-"
+        if comparison is not None and comparison.rps is not None:
+            result = comparison.rps
+            verdict = result.verdict
+            if result.verdict != "within noise" and result.ratio is not None:
+                verdict = f"{result.ratio:.2f}x {result.verdict}"
+        table.add_row(
+            summary.key.workload,
+            str(summary.key.concurrency),
+            summary.key.stack,
+            _format(summary.rps),
+            verdict,
+            _format(summary.latency_p99_ms, 1),
+            _format(summary.requests_per_server_cpu_s),
+            _shares(summary),
+            ",".join(marks),
+        )
+    console.print(table)
+    for warning, number in notes.items():
+        console.print(f"  [yellow]{number}[/] {warning}", highlight=False)
+    console.print(
+        "  verdicts: ratio of means, called only when its 95% interval excludes 1 and the call "
+        "survives Holm's correction over the whole table"
+    )
+    failed = len(run.failed_cells)
+    if failed:
+        console.print(f"[red]{failed} of {len(run.cells)} cells failed[/]")
+    print_slo(run)
+    console.print(f"results: {path}")
+    logs = path.parent / "servers"
+    if logs.is_dir():
+        console.print(f"server logs: {logs}")
+
+
+def print_slo(run: Run) -> None:
+    """One line per SLO and cell that failed, and a count of those that passed."""
+    if not run.slo:
+        return
+    failed = [result for result in run.slo if not result.get("passed")]
+    for result in failed:
+        observed = result.get("observed")
+        seen = "not measured" if observed is None else f"observed {observed:,.4g}"
+        console.print(
+            f"[red]SLO failed[/] {result['slo']} on {result['stack']}/{result['workload']}"
+            f"@{result['concurrency']}: {seen}",
+            highlight=False,
+        )
+    passed = len(run.slo) - len(failed)
+    console.print(f"SLOs: {passed} of {len(run.slo)} checks passed")
+
+
+def _plan_order(run: Run) -> list[tuple[str, int, str]]:
+    # Stacks side by side for each workload and concurrency, as they compete.
+    return [
+        (workload, level, stack)
+        for workload in run.workloads
+        for level in run.concurrency
+        for stack in run.stacks
+    ]
+
+
+def print_calibration(results: list[Calibration], where: str) -> None:
+    """The calibration table: both tools' throughput, their ratio, CPU per request."""
+    table = Table(title=f"generator calibration: {where}")
+    columns = (
+        "connections",
+        "wrk req/s",
+        "pgarena req/s",
+        "ratio",
+        "pgarena CPU us/req",
+        "wrk CPU us/req",
+        "errors (pgarena/wrk)",
+        "",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    for result in results:
+        table.add_row(
+            str(result.concurrency),
+            f"{result.wrk_rps:,.0f}",
+            f"{result.generator_rps:,.0f}",
+            f"{result.ratio:.0%}",
+            _microseconds(result.generator_cpu_us_per_request),
+            _microseconds(result.wrk_cpu_us_per_request),
+            f"{result.generator_errors}/{result.wrk_errors}",
+            "[green]ok[/]" if result.passed else f"[red]< {TARGET_RATIO:.0%}[/]",
+        )
+    Console().print(table)
+
+
+def _microseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
