@@ -367,10 +367,10 @@ def test_adjusted_p_values_are_capped_at_1_monotone_and_never_smaller() -> None:
 def test_holm_keeps_false_alarms_over_60_equal_cells_rare() -> None:
     rng = np.random.default_rng(14)
     alarms = 0
-    for _ in range(100):
+    for _ in range(40):
         p_worse = [
             compare(draws(rng, 500, 25, 3), draws(rng, 500, 25, 3)).p_worse for _ in range(60)
         ]
         alarms += min(holm(p_worse)) < 0.05
 
-    assert alarms <= 10
+    assert alarms <= 5  # about 2 expected at a 5% family-wise rate
