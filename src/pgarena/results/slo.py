@@ -48,7 +48,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 
 _NAME = r"[A-Za-z0-9_.-]*|\*"
 _PATTERN = re.compile(
-    rf"^(?:(?P<stack>{_NAME}):(?P<workload>{_NAME}):)?"
+    rf"^(?:(?P<stack>{_NAME}):(?P<workload>{_NAME}):)?\s*"
     r"(?P<metric>[a-z_]+[0-9.]*|p\([0-9.]+\))\s*"
     r"(?P<op><=|>=|<|>)\s*"
     r"(?P<value>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*"
