@@ -109,7 +109,9 @@ class Summary:
     @property
     def estimate(self) -> Estimate:
         """The same figure as an `Estimate` (method "repeats")."""
-        return Estimate.from_values(self.values)
+        if self.mean is None or self.stdev is None:
+            return Estimate.from_values(self.values)
+        return Estimate.of(self.mean, self.stdev / math.sqrt(self.n), self.n - 1, self.n, "repeats")
 
     def to_dict(self) -> dict[str, object]:
         """The JSON shape used in the result file."""
@@ -132,14 +134,14 @@ def summarize(values: Sequence[float]) -> Summary:
     n = len(data)
     if n == 0:
         return Summary(0, None, None, None, None, None, None, [])
-    estimate = Estimate.from_values(data)
-    mean, median = estimate.mean, _median(data)
-    assert mean is not None
-    if estimate.se is None:
+    mean = math.fsum(data) / n
+    median = _median(data)
+    if n < 2:
         return Summary(n, mean, median, None, None, None, None, data)
-    stdev = estimate.se * math.sqrt(n)
+    stdev = math.sqrt(math.fsum((v - mean) ** 2 for v in data) / (n - 1))
+    half_width = _t975(n - 1) * stdev / math.sqrt(n)
     cv = stdev / abs(mean) if mean != 0 else None
-    return Summary(n, mean, median, stdev, estimate.ci95_low, estimate.ci95_high, cv, data)
+    return Summary(n, mean, median, stdev, mean - half_width, mean + half_width, cv, data)
 
 
 def _median(data: list[float]) -> float:
