@@ -335,16 +335,14 @@ def compare_estimates(
     """
     if threshold < 0:
         raise ValueError("threshold must be >= 0")
-    result = Comparison(None, None, None, "within noise", base, new, threshold=threshold)
-    result = replace(result, higher_is_better=higher_is_better)
+    no_verdict = Comparison(None, None, None, "within noise", base, new)
+    result = replace(no_verdict, threshold=threshold, higher_is_better=higher_is_better)
     if not base.mean or new.mean is None:
         return result
     ratio = new.mean / base.mean
     result = replace(result, ratio=ratio)
-    if base.se is None or new.se is None or base.df is None or new.df is None:
-        return result
-    if base.df <= 0 or new.df <= 0:
-        return result
+    if not (base.se is not None and new.se is not None and base.df and new.df):
+        return result  # no interval on a side: the ratio alone says nothing
     low, high = _fieller_interval(base, new, ratio)
     above, below = low > 1.0 + threshold, high < 1.0 - threshold
     verdict: Verdict = "within noise"
