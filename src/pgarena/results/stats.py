@@ -20,6 +20,8 @@ from scipy import stats as scipy_stats
 
 Verdict = Literal["faster", "slower", "within noise"]
 Method = Literal["batch means", "repeats", "pooled repeats", "single value", "none"]
+# pyperf's rule: above this CV across repeats a figure is unstable (see results.warnings).
+UNSTABLE_CV = 0.10
 
 
 def _finite_or_none(value: float | None) -> float | None:

@@ -12,15 +12,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from pgarena.results.series import BatchMeans, Warmup
-from pgarena.results.stats import Estimate
+from pgarena.results.stats import UNSTABLE_CV, Estimate
 
 WarningKind = Literal[
     "failed", "errors", "unstable", "imprecise", "not-steady", "autocorrelated", "single-repeat"
 ]
 
-# pyperf's rule of thumb: above this coefficient of variation across repeats a figure is not
-# to be trusted.
-UNSTABLE_CV = 0.10
 # A 95% interval wider than +/-10% of the mean cannot separate stacks that differ by 10%.
 IMPRECISE_HALF_WIDTH = 0.10
 
