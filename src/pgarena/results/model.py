@@ -16,7 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pgarena.results.stats import Estimate, Warning
+from pgarena.results.series import BatchMeans, Warmup
+from pgarena.results.stats import Estimate
+from pgarena.results.warnings import CellWarning
 
 CellStatus = Literal["ok", "failed"]
 LATENCY_FIELDS = ("p50", "p90", "p99", "p99_9", "max", "mean")
@@ -90,19 +92,32 @@ class Steady:
 
     start_s: float  # from the start of the cell's load
     points: int  # series points in the steady part
-    steady: bool  # False: the series never settled; its figures are flagged
-    rps: Estimate  # within-cell: mean and batch-means interval of requests/s
-    batch_points: int | None = None  # series points per batch
-    lag1: float | None = None  # lag-1 autocorrelation of the batch means
+    warmup: Warmup  # MSER-5's verdict on the whole series
+    batches: BatchMeans  # requests/s over the steady part, by batch means
+
+    @property
+    def rps(self) -> Estimate:
+        """Within-cell throughput: the steady part's mean and its batch-means interval."""
+        return self.batches.estimate
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape."""
-        return {**self.__dict__, "rps": self.rps.to_dict()}
+        return {
+            "start_s": self.start_s,
+            "points": self.points,
+            "warmup": self.warmup.to_dict(),
+            "batches": self.batches.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Steady:
         """Read it back."""
-        return cls(**{**data, "rps": Estimate.from_dict(data["rps"])})
+        return cls(
+            start_s=data["start_s"],
+            points=data["points"],
+            warmup=Warmup.from_dict(data["warmup"]),
+            batches=BatchMeans.from_dict(data["batches"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -216,7 +231,7 @@ class Summary:
     cpu_share: Mapping[str, float | None]
     peak_rss_bytes: int | None
     statements_per_request: float | None
-    warnings: tuple[Warning, ...] = ()
+    warnings: tuple[CellWarning, ...] = ()
 
     _ESTIMATES = ("rps", "requests_per_server_cpu_s", "latency_p50_ms", "latency_p99_ms")
 
@@ -251,7 +266,7 @@ class Summary:
             if name in cls._ESTIMATES:
                 value = Estimate.from_dict(value) if value is not None else None
             elif name == "warnings":
-                value = tuple(Warning.from_dict(item) for item in value or ())
+                value = tuple(CellWarning.from_dict(item) for item in value or ())
             values[name] = value
         return cls(key=CellKey(data["stack"], data["workload"], int(data["concurrency"])), **values)
 

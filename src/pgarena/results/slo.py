@@ -18,11 +18,13 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pgarena.errors import UserError
+from pgarena.results.histograms import decode_histogram, latency_summary_ms, new_histogram
+from pgarena.results.model import Run, Summary
 
 EXAMPLE = "'p99<100ms', 'errors<1%', 'rps>500' or 'async-raw:db:p99<20ms'"
 
@@ -179,3 +181,37 @@ def parse_slo(text: str) -> Slo:
         return None if part in (None, "", "*") else part
 
     return Slo(spelled, metric, op, threshold, scope(match["stack"]), scope(match["workload"]))
+
+
+def run_figures(run: Run, summary: Summary) -> dict[str, float | None]:
+    """The figures an SLO can name, for one cell key of a run: latency percentiles of all
+    its measured repeats merged (HDR histograms add up exactly), mean throughput, error
+    rate and requests per server CPU-second."""
+    histogram = new_histogram()
+    for cell in run.cells_of(summary.key):
+        if cell.measured and cell.histogram:
+            histogram.add(decode_histogram(cell.histogram))
+    efficiency = summary.requests_per_server_cpu_s
+    return {
+        **latency_summary_ms(histogram),
+        "rps": summary.rps.mean,
+        "error_rate": summary.error_rate,
+        "cpu_efficiency": efficiency.mean if efficiency is not None else None,
+    }
+
+
+def evaluate_slos(run: Run, slos: Sequence[Slo]) -> list[dict[str, Any]]:
+    """Every SLO against every cell key it applies to, as the result file records them."""
+    results = []
+    for summary in run.summaries:
+        key = summary.key
+        applicable = [slo for slo in slos if slo.applies_to(key.stack, key.workload)]
+        if not applicable:
+            continue
+        figures = run_figures(run, summary)
+        for slo in applicable:
+            result = slo.evaluate(
+                figures, stack=key.stack, workload=key.workload, concurrency=key.concurrency
+            )
+            results.append(result.to_dict())
+    return results

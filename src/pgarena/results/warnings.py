@@ -15,11 +15,21 @@ from pgarena.results.series import BatchMeans, Warmup
 from pgarena.results.stats import UNSTABLE_CV, Estimate
 
 WarningKind = Literal[
-    "failed", "errors", "unstable", "imprecise", "not-steady", "autocorrelated", "single-repeat"
+    "failed",
+    "errors",
+    "unstable",
+    "imprecise",
+    "not-steady",
+    "autocorrelated",
+    "single-repeat",
+    "busy-machine",
 ]
 
 # A 95% interval wider than +/-10% of the mean cannot separate stacks that differ by 10%.
 IMPRECISE_HALF_WIDTH = 0.10
+# Processes other than server, PostgreSQL and generator may use this share of the machine's
+# CPU before a cell is flagged: beyond it they compete with what is measured.
+BUSY_MACHINE_SHARE = 0.10
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ def stability_warnings(
     errors: Mapping[str, int] | None = None,
     series: BatchMeans | None = None,
     warmup: Warmup | None = None,
+    other_cpu_share: float | None = None,
 ) -> list[CellWarning]:
     """The warnings one cell deserves, each from one rule, in order of gravity.
 
@@ -63,7 +74,8 @@ def stability_warnings(
     - "not-steady": the series never settled (MSER-5 found no end of warmup in its first half);
     - "autocorrelated": batch means never reached independence, so the interval is too narrow;
     - "single-repeat": one repeat only: its interval covers the seconds of one server, not
-      the variation between fresh servers.
+      the variation between fresh servers;
+    - "busy-machine": other processes used more than BUSY_MACHINE_SHARE of the CPU.
 
     `label` (for example "rps") prefixes the figure-specific messages.
     """
@@ -97,4 +109,7 @@ def stability_warnings(
     if repeats == 1:
         message = "one repeat: the interval does not cover variation between fresh servers"
         warnings.append(CellWarning("single-repeat", message))
+    if other_cpu_share is not None and other_cpu_share > BUSY_MACHINE_SHARE:
+        message = f"busy machine: other processes used {other_cpu_share:.0%} of the CPU"
+        warnings.append(CellWarning("busy-machine", message))
     return warnings
