@@ -15,6 +15,7 @@ import psutil
 import pytest
 from bench_known_server import KnownServer
 
+from pgarena.bench.database import PreparedDatabase
 from pgarena.bench.plan import Plan
 from pgarena.bench.runner import RunConfig, Target, run_plan
 from pgarena.bench.servers import ServerOptions, health_ok
@@ -83,16 +84,23 @@ def test_a_small_run_writes_a_valid_result_with_interleaved_repeats(
         assert resources["generator_cpu_s"] > 0
         assert resources["server_rss_peak_bytes"] > 10_000_000
         assert resources["db_connections_max"] >= 1
-        assert cell["requests_per_server_cpu_s"] == pytest.approx(
-            cell["ok"] / resources["server_cpu_s"]
-        )
+        assert cell["requests_per_server_cpu_s"] > 0
         assert 0 < cell["cpu_share"]["server"] <= 1
+        # Every interval of the cell's load, warmup included, is in its series; the steady
+        # part's throughput comes with a within-cell interval.
+        measured = [p for p in cell["series"] if p["phase"] == "measure"]
+        assert len(measured) >= 5 and cell["series"][0]["phase"] == "warmup"
+        assert sum(p["ok"] for p in measured) == cell["ok"]
+        assert all(p["server_cpu_s"] is not None for p in measured[1:-1])
+        steady = cell["steady"]["batches"]["estimate"]
+        assert steady["mean"] == pytest.approx(cell["rps"])
+        assert cell["statements_per_request"] > 0
     summary = {(s["stack"], s["workload"], s["concurrency"]): s for s in document["summary"]}
     assert set(summary) == {("sync", "standard", 2), ("async", "standard", 2)}
     for (stack, _, _), figures in summary.items():
         rps = [c["rps"] for c in cells if c["stack"] == stack]
-        assert figures["rps"]["values"] == rps
-        assert figures["rps"]["n"] == 2
+        assert figures["rps"]["mean"] == pytest.approx(sum(rps) / 2)
+        assert figures["repeats"] == 2
         assert figures["rps"]["ci95_low"] <= figures["rps"]["mean"] <= figures["rps"]["ci95_high"]
     metadata = document["metadata"]
     assert metadata["postgres"]["version"]
@@ -176,16 +184,17 @@ def test_a_server_that_dies_or_never_starts_fails_its_cell_and_the_run_goes_on(
 
     killer = threading.Thread(target=kill_the_sync_server)
     killer.start()
-    writer = run_plan(RunConfig(plan, tmp_path / "crash", database_url=database_url))
+    database = PreparedDatabase(database_url, embedded=False, seed_seconds=0.0, data=data)
+    writer = run_plan(RunConfig(plan, tmp_path / "crash", database=database))
     killer.join()
 
     assert killed
-    died, survived = writer.document["cells"]
-    assert died["stack"] == "sync" and died["status"] == "failed"
-    assert "server exited with code -9" in died["error"]
-    assert survived["stack"] == "async" and survived["status"] == "ok", survived["error"]
-    assert writer.document["status"] == "complete"
-    warnings = {s["stack"]: s["warnings"] for s in writer.document["summary"]}
+    died, survived = writer.run.cells
+    assert died.key.stack == "sync" and died.status == "failed"
+    assert died.error is not None and "server exited with code -9" in died.error
+    assert survived.key.stack == "async" and survived.status == "ok", survived.error
+    assert writer.run.status == "complete"
+    warnings = {s.key.stack: [w.message for w in s.warnings] for s in writer.run.summaries}
     assert any(w.startswith("failed: 1 of 1") for w in warnings["sync"])
     load_results(writer.path)
 
@@ -193,14 +202,13 @@ def test_a_server_that_dies_or_never_starts_fails_its_cell_and_the_run_goes_on(
     broken = RunConfig(
         Plan(**{**plan.__dict__, "stacks": ("async",)}),
         tmp_path / "broken",
-        database_url=database_url,
+        database=database,
         server_options=ServerOptions(pool_size=0),
     )
-    document = run_plan(broken).document
-    (cell,) = document["cells"]
-    assert cell["status"] == "failed"
-    assert "before answering /health" in cell["error"]
-    assert "pool" in cell["error"].lower()
+    (cell,) = run_plan(broken).run.cells
+    assert cell.status == "failed" and cell.error is not None
+    assert "before answering /health" in cell.error
+    assert "pool" in cell.error.lower()
     load_results(tmp_path / "broken")
 
 

@@ -177,7 +177,7 @@ def run_plan(
     reporter = reporter or SilentReporter()
     console = console or Console(stderr=True, quiet=True)
     _check_writable(config.out_dir)
-    if config.plan.start_servers:
+    if config.plan.start_servers and config.database is None:
         config = replace(config, database=prepare_database(console, config.data))
     writer = ResultWriter(config.out_dir, build_metadata(config), config.plan.to_dict())
     arena = _Arena(config, reporter, writer)
