@@ -266,7 +266,7 @@ class ResourceMonitor:
 
     def _read(self, previous: _Reading | None) -> _Reading:
         """Cumulative CPU now; a tree whose root has gone keeps its last figure."""
-        machine = _busy(psutil.cpu_times())
+        machine = busy_cpu_seconds(psutil.cpu_times())
         now = time.monotonic()
         server, postgres = tree_cpu_seconds([self.server_pid, self.postgres_pid])
 
@@ -350,7 +350,7 @@ class ResourceMonitor:
             return None
 
 
-def _busy(times: object) -> float:
+def busy_cpu_seconds(times: object) -> float:
     """CPU seconds the whole machine spent running something (summed over CPUs).
 
     Not idle or waiting for I/O, and not `steal` (a hypervisor ran another machine: nobody
