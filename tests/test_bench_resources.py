@@ -108,9 +108,10 @@ def _run_statements(url: str, count: int) -> None:
 def test_statements_in_the_window_are_counted_without_the_monitors_own(
     database_url: str,
 ) -> None:
+    monitor = ResourceMonitor(None, None, database_url)
+    monitor.prepare()  # connected ahead, as during a warmup
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("SELECT 1")  # before the window: not counted
-    monitor = ResourceMonitor(None, None, database_url)
     monitor.start()
     _run_statements(database_url, 12)
     usage = monitor.stop()

@@ -45,6 +45,7 @@ class StatementCounter:
 
     def __init__(self) -> None:
         self.source: StatementsSource | None = None
+        self._chosen = False
         self._sql = ""
         self._before: int | None = None
         self._sent = 0  # statements sent on the connection so far
@@ -54,9 +55,15 @@ class StatementCounter:
         """Note one more statement the monitor sends (a transaction of its own)."""
         self._sent += 1
 
-    def start(self, connection: psycopg.Connection) -> None:
-        """Choose the source and take the start reading."""
+    def choose(self, connection: psycopg.Connection) -> None:
+        """Choose the source (see `statements_source`), once."""
         self.source, self._sql = statements_source(connection)
+        self._chosen = True
+
+    def start(self, connection: psycopg.Connection) -> None:
+        """Take the start reading (choosing the source first if not done yet)."""
+        if not self._chosen:
+            self.choose(connection)
         self._before = self._read(connection)
         self._sent_before = self._sent - 1  # the start reading is itself in the window
 
