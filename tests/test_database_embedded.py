@@ -1,11 +1,13 @@
-"""The embedded PostgreSQL: first start, reuse, stop, status, bad data directories."""
+"""The embedded PostgreSQL: first start, reuse, stop, status, bad data directories, run lock."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -15,6 +17,7 @@ import pytest
 import pgarena
 from pgarena.database import ensure_database
 from pgarena.database.embedded import EmbeddedPostgres
+from pgarena.database.lock import lock_path, run_lock
 from pgarena.errors import UserError
 from pgarena.settings import Settings
 
@@ -208,3 +211,96 @@ def test_concurrent_first_starts_share_one_server(embedded_data_dir: Path) -> No
     with psycopg.connect(urls.pop()) as connection:
         versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     assert versions == [("0001",)]
+
+
+def test_two_data_directories_run_side_by_side_without_sharing_anything(
+    postgres_url: str, embedded_data_dir: Path
+) -> None:
+    if os.environ.get("DATABASE_URL"):
+        pytest.skip("the test server is not the embedded one")
+    # The session's server runs; a second one starts in another data directory meanwhile.
+    # Neither listens on TCP: each has its socket (port 5432's name) in its own directory,
+    # so the same port number cannot clash.
+    second_url = EmbeddedPostgres(embedded_data_dir).start()
+    assert second_url != postgres_url
+    identities = []
+    for url in (postgres_url, second_url):
+        with psycopg.connect(url) as connection:
+            identities.append(
+                connection.execute(
+                    "SELECT system_identifier, current_setting('listen_addresses'), "
+                    "current_setting('data_directory') FROM pg_control_system()"
+                ).fetchone()
+            )
+    (first_id, first_tcp, first_dir), (second_id, second_tcp, second_dir) = identities
+    assert first_id != second_id and first_dir != second_dir
+    assert first_tcp == second_tcp == ""
+    assert Path(second_dir) == embedded_data_dir.resolve()
+
+
+_LOCK_HOLDER = """
+import sys
+from pathlib import Path
+from pgarena.database.lock import run_lock
+
+with run_lock(Path(sys.argv[1]), "pgarena run"):
+    print("locked", flush=True)
+    sys.stdin.readline()
+print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def lock_holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the run lock of `tmp_path / "postgres"` until told to let go."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(tmp_path / "postgres")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdout.readline() == "locked\n"
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_second_run_on_a_cluster_is_refused_with_who_holds_it_until_released(
+    tmp_path: Path, lock_holder: subprocess.Popen[str]
+) -> None:
+    data_dir = tmp_path / "postgres"
+    with pytest.raises(UserError) as refused, run_lock(data_dir, "pgarena run"):
+        pass
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"another pgarena run (pid {lock_holder.pid}, `pgarena run`, since ")
+    assert re.search(r"since \d\d:\d\d:\d\d\)", message)
+    assert message.endswith(
+        f"is using {data_dir}; wait for it, or give this one its own cluster "
+        "with --data-dir DIR or PGARENA_DATA_DIR"
+    )
+    # Another data directory is another cluster: not locked.
+    with run_lock(tmp_path / "other", "pgarena run"):
+        pass
+
+    assert lock_holder.stdin is not None and lock_holder.stdout is not None
+    lock_holder.stdin.write("\n")
+    lock_holder.stdin.flush()
+    assert lock_holder.stdout.readline() == "released\n"
+    with run_lock(data_dir, "pgarena db upgrade") as path:
+        assert f'"pid": {os.getpid()}' in path.read_text()
+        # The lock is per acquisition, not per process: a second one here is refused too.
+        refusal = rf"pid {os.getpid()}, `pgarena db upgrade`"
+        with pytest.raises(UserError, match=refusal), run_lock(data_dir, "pgarena run"):
+            pass
+
+
+def test_lock_of_a_killed_run_does_not_block_the_next(
+    tmp_path: Path, lock_holder: subprocess.Popen[str]
+) -> None:
+    lock_holder.kill()
+    lock_holder.wait()
+    data_dir = tmp_path / "postgres"
+    # The dead run's description is still in the file; it is not believed.
+    assert f'"pid": {lock_holder.pid}' in lock_path(data_dir).read_text()
+    with run_lock(data_dir, "pgarena run") as path:
+        assert f'"pid": {os.getpid()}' in path.read_text()

