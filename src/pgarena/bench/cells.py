@@ -9,6 +9,7 @@ did while those requests were answered.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,11 +36,13 @@ def merge_series(
     seconds of the same intervals."""
     cpu: dict[int, dict[str, float]] = {}
     for sample in samples:
-        index = int((sample.t_monotonic - result.started_monotonic) // interval_s)
+        # A sample covers the time up to its stamp: it belongs to the interval it closes.
+        since_start = sample["t_monotonic"] - result.started_monotonic
+        index = max(0, math.ceil(since_start / interval_s) - 1)
         sums = cpu.setdefault(index, {"server": 0.0, "postgres": 0.0, "busy": 0.0})
-        sums["server"] += sample.server_cpu_s or 0.0
-        sums["postgres"] += sample.postgres_cpu_s or 0.0
-        sums["busy"] += sample.machine_busy_cpu_s or 0.0
+        sums["server"] += sample["server_cpu_s"] or 0.0
+        sums["postgres"] += sample["postgres_cpu_s"] or 0.0
+        sums["busy"] += sample["machine_busy_cpu_s"] or 0.0
     points = []
     for point in result.series:
         data: dict[str, Any] = point.to_dict()
@@ -65,6 +68,7 @@ def measured_cell(
 ) -> Cell:
     """A measured cell: the window's totals, and its series for the steady-state figures
     that `results` computes when the cell is written."""
+    usage = usage.with_generator_cpu(result.generator_cpu_s)
     server_cpu = usage.server_cpu_s
     statements = usage.statements
     return Cell(
@@ -88,7 +92,7 @@ def measured_cell(
             "server_rss_mean_bytes": usage.server_rss_mean_bytes,
             "postgres_cpu_s": usage.postgres_cpu_s,
             "generator_cpu_s": result.generator_cpu_s,
-            "other_cpu_s": usage.other_cpu_s(result.generator_cpu_s),
+            "other_cpu_s": usage.other_cpu_s,
             "db_connections_max": usage.db_connections_max,
             "db_connections_active_max": usage.db_connections_active_max,
             "machine_busy_cpu_s": usage.machine_busy_cpu_s,

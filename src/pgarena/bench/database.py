@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
 
 from pgarena.bench.workloads import DataSizes
+from pgarena.settings import Settings
 
 # Keep the embedded database of `pgarena run` apart from the one `pgarena serve` uses by
 # default: a run truncates and re-seeds its tables.
@@ -24,15 +27,36 @@ class PreparedDatabase:
     data: DataSizes
 
 
-def prepare_database(console: Console, data: DataSizes | None = None) -> PreparedDatabase:
+@contextmanager
+def arena_database(
+    console: Console, data: DataSizes | None = None, purpose: str = "pgarena run"
+) -> Iterator[PreparedDatabase]:
+    """The prepared database, held for the whole block.
+
+    On the embedded server the block holds the cluster's run lock: two runs on one cluster
+    would measure each other's load and re-seed each other's tables, so the second one is
+    refused with a message that names the first and says how to give it its own cluster.
+    """
+    from pgarena.database.lock import run_lock
+
+    settings = Settings(database_name=ARENA_DATABASE)
+    if settings.database_url is not None:
+        yield prepare_database(console, data, settings)
+        return
+    with run_lock(settings.data_dir, purpose):
+        yield prepare_database(console, data, settings)
+
+
+def prepare_database(
+    console: Console, data: DataSizes | None = None, settings: Settings | None = None
+) -> PreparedDatabase:
     """Start or reach PostgreSQL (DATABASE_URL, else the embedded server), migrate, seed."""
     from pgarena.database import ensure_database
     from pgarena.database.seed import seed_database
     from pgarena.database.urls import redact
-    from pgarena.settings import Settings
 
     data = data or DataSizes()
-    settings = Settings(database_name=ARENA_DATABASE)
+    settings = settings or Settings(database_name=ARENA_DATABASE)
     with console.status("starting PostgreSQL and migrating"):
         url = ensure_database(settings)
     seeding = f"seeding {data.users} users, {data.products} products, {data.orders} orders"

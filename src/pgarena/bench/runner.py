@@ -21,7 +21,7 @@ from rich.console import Console
 import pgarena
 from pgarena.bench import metadata
 from pgarena.bench.cells import failed_cell, measured_cell
-from pgarena.bench.database import PreparedDatabase, prepare_database
+from pgarena.bench.database import PreparedDatabase, arena_database
 from pgarena.bench.loadgen import LoadGenerator, LoadJob, Progress
 from pgarena.bench.plan import Plan, PlannedCell
 from pgarena.bench.resources import ResourceMonitor, WindowUsage, postmaster_pid
@@ -177,8 +177,13 @@ def run_plan(
     reporter = reporter or SilentReporter()
     console = console or Console(stderr=True, quiet=True)
     _check_writable(config.out_dir)
-    if config.plan.start_servers and config.database is None:
-        config = replace(config, database=prepare_database(console, config.data))
+    if not config.plan.start_servers or config.database is not None:
+        return _run_on(config, reporter)
+    with arena_database(console, config.data) as database:
+        return _run_on(replace(config, database=database), reporter)
+
+
+def _run_on(config: RunConfig, reporter: Reporter) -> ResultWriter:
     writer = ResultWriter(config.out_dir, build_metadata(config), config.plan.to_dict())
     arena = _Arena(config, reporter, writer)
     try:
@@ -287,6 +292,7 @@ class _Arena:
         monitor = ResourceMonitor(
             server.pid if server else None, self.postgres_pid, self.config.database_url
         )
+        monitor.prepare()  # connect now, so that the window opens on time
         usage: list[WindowUsage] = []
 
         def on_phase(phase: str) -> None:
