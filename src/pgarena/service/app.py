@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
         raise UserError("no database URL: set DATABASE_URL or use `pgarena serve`")
     stack = get_stack(settings.stack)
     implementation = stack.load()
-    url = url_for(settings.database_url, stack.driver)
+    url = url_for(settings.database_url, stack.url_driver)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
