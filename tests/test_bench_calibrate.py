@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from pgarena_cli import run_pgarena
+from helpers import run_pgarena
 
 
 def calibrate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

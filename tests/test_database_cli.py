@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import run_pgarena
 
 from pgarena.database.embedded import BIN_DIR
 from pgarena.database.urls import parse_database_url, url_for
 
 
 def pgarena_db(*args: str, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    if database_url is not None:
-        env["DATABASE_URL"] = database_url
-    env["COLUMNS"] = "200"  # rich wraps tables at the terminal width
-    return subprocess.run(
-        [sys.executable, "-m", "pgarena", "db", *args],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
+    """`pgarena db ARGS`, with DATABASE_URL set to `database_url` or unset."""
+    # COLUMNS: rich wraps tables at the terminal width.
+    env = {"DATABASE_URL": database_url, "COLUMNS": "200"}
+    return run_pgarena("db", *args, env=env, timeout=180)
 
 
 def test_commands_work_on_database_url_in_asyncpg_spelling(database_url: str) -> None:

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine
 
 from pgarena.database import create_database_if_missing, drop_database, ensure_database
 from pgarena.database.migrations import current_revision, head_revision, upgrade
+from pgarena.database.models import Base
 from pgarena.database.urls import url_for, with_database
-from pgarena.service.models import Base
 from pgarena.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

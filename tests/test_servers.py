@@ -6,11 +6,8 @@ all its workers cleanly."""
 from __future__ import annotations
 
 import http.client
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +16,7 @@ from dataclasses import dataclass, field
 import psutil
 import psycopg
 import pytest
+from helpers import free_port, run_pgarena, start_pgarena, wait_until_healthy
 from prometheus_client.parser import text_string_to_metric_families
 
 from pgarena.service.server import SERVERS
@@ -45,12 +43,6 @@ REQUESTS = {
     "/updates?queries=2": "application/json",
     "/fortunes": "text/html; charset=utf-8",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -101,29 +93,16 @@ def serve(database_url: str) -> Iterator[Callable[..., Server]]:
 
     def start(server: str, stack: str, workers: int = WORKERS) -> Server:
         port = free_port()
-        command = [
-            sys.executable, "-m", "pgarena", "serve", "--server", server, "--stack", stack,
+        process = start_pgarena(
+            "serve", "--server", server, "--stack", stack,
             "--workers", str(workers), "--port", str(port),
-        ]  # fmt: skip
-        environment = {**os.environ, "DATABASE_URL": database_url}
-        environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        process = subprocess.Popen(
-            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
+            env={"DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": None},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
         running = Server(process, port)
         started.append(running)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise AssertionError(f"{server} exited with {process.returncode}:\n{output}")
-            try:
-                if running.get("/health").status == 200:
-                    break
-            except OSError:
-                pass  # not listening yet: no response, nothing counted
-            assert time.monotonic() < deadline, f"{server} did not become healthy"
-            time.sleep(0.1)  # polling interval while the server starts
+        # Polled through `running.get`, so the health checks count among its responses.
+        wait_until_healthy(process, lambda: running.get("/health").status == 200, STARTUP_TIMEOUT_S)
         return running
 
     yield start
@@ -209,13 +188,10 @@ def test_serve_fills_empty_techempower_tables_and_keeps_other_rows(
 
 
 def test_unknown_server_is_a_one_line_error(database_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pgarena", "serve", "--server", "tornado", "--port", "0"],
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_pgarena(
+        "serve", "--server", "tornado", "--port", "0",
+        env={"DATABASE_URL": database_url}, timeout=60,
+    )  # fmt: skip
     assert result.returncode == 2
     assert "unknown server 'tornado'" in result.stderr
     assert "Traceback" not in result.stderr

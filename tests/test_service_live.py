@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,8 +16,14 @@ import psutil
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from live_server import free_port, running_server
-from pgarena_cli import run_pgarena
+from helpers import (
+    free_port,
+    health_is_ok,
+    run_pgarena,
+    running_server,
+    start_pgarena,
+    wait_until_healthy,
+)
 
 from pgarena.database import create_database_if_missing
 from pgarena.database.embedded import EmbeddedPostgres
@@ -189,34 +193,14 @@ def test_stacks_lists_every_stack_with_a_description() -> None:
 
 def test_serve_prints_its_settings_and_stops_cleanly(database_url: str) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pgarena",
-            "serve",
-            "--stack",
-            "sync",
-            "--port",
-            str(port),
-            "--pool-size",
-            "3",
-            "--max-overflow",
-            "2",
-        ],
-        env={**os.environ, "DATABASE_URL": database_url},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_pgarena(
+        "serve", "--stack", "sync", "--port", str(port), "--pool-size", "3", "--max-overflow", "2",
+        env={"DATABASE_URL": database_url}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert httpx.get(f"http://127.0.0.1:{port}/users/").json() == []
+        wait_until_healthy(process, lambda: health_is_ok(base_url), timeout=30)
+        assert httpx.get(f"{base_url}/users/").json() == []
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from pgarena.database.seed import FORTUNES
+from pgarena.database.techempower import FORTUNES
 from pgarena.service.app import create_app
 from pgarena.service.stacks import STACKS
 from pgarena.settings import Settings

@@ -1,7 +1,8 @@
 """PostgreSQL for pgarena: the embedded server, URL handling, migrations and seed data.
 
 `ensure_database(settings)` is the one call the CLI and the servers make before they touch
-the database.
+the database; `check_database_url(settings)` rejects a URL pgarena cannot use before
+anything else happens.
 """
 
 from __future__ import annotations
@@ -14,10 +15,31 @@ from pgarena.errors import UserError
 if TYPE_CHECKING:
     from pgarena.settings import Settings
 
-__all__ = ["create_database_if_missing", "drop_database", "ensure_database"]
+__all__ = [
+    "check_database_url",
+    "create_database_if_missing",
+    "drop_database",
+    "ensure_database",
+]
 
 # The drivers, SQLAlchemy and Alembic are imported inside the functions: every `pgarena`
 # command imports this package, and `pgarena --help` should not wait ~0.7 s for them.
+
+
+def check_database_url(settings: Settings) -> None:
+    """A one-line `UserError` (password hidden) unless `settings.database_url` is unset or a
+    PostgreSQL URL in a spelling pgarena accepts.
+
+    `Settings` cannot check this itself: it sits below every package, this one included.
+    Commands call it before they start a server or touch a database, as a validator would.
+    """
+    from pgarena.database.urls import parse_database_url
+
+    if settings.database_url is not None:
+        try:
+            parse_database_url(settings.database_url)
+        except ValueError as error:  # the message is redacted already
+            raise UserError(str(error)) from None
 
 
 def ensure_database(settings: Settings) -> str:
@@ -35,6 +57,7 @@ def ensure_database(settings: Settings) -> str:
     from pgarena.database.migrations import current_revision, head_revision, upgrade
     from pgarena.database.urls import hide_password, redact, url_for
 
+    check_database_url(settings)
     if settings.database_url is None:
         server = EmbeddedPostgres(settings.data_dir)
         server_url: str | None = server.start()

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pgarena.database import ensure_database
+from pgarena.database import check_database_url, ensure_database
 from pgarena.errors import UserError
 from pgarena.settings import Settings
 
@@ -40,7 +40,9 @@ DataDir = Annotated[
 
 
 def _settings(data_dir: Path | None) -> Settings:
-    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    check_database_url(settings)
+    return settings
 
 
 def _embedded(settings: Settings, action: str) -> EmbeddedPostgres:

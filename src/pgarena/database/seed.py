@@ -16,27 +16,10 @@ from decimal import Decimal
 
 import psycopg
 
+from pgarena.database.techempower import FORTUNE_ROWS, FORTUNES, WORLD_ROWS
 from pgarena.database.urls import url_for
 
-WORLD_ROWS = 10_000
 ORDER_HISTORY = timedelta(days=90)
-
-# The 12 rows of the TechEmpower Framework Benchmarks `fortune` table, byte for byte as the
-# TFB setup scripts load them (typos, em dashes and the XSS probe included).
-FORTUNES = (
-    "fortune: No such file or directory",
-    "A computer scientist is someone who fixes things that aren't broken.",
-    "After enough decimal places, nobody gives a damn.",
-    "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1",
-    "A computer program does what you tell it to do, not what you want it to do.",
-    "Emacs is a nice operating system, but I prefer UNIX. — Tom Christaensen",
-    "Any program that runs right is obsolete.",
-    "A list is only as strong as its weakest link. — Donald Knuth",
-    "Feature: A bug with seniority.",
-    "Computers make very fast, very accurate mistakes.",
-    '<script>alert("This should not be displayed in a browser alert box.");</script>',
-    "フレームワークのベンチマーク",
-)
 
 _ADJECTIVES = (
     "amber", "brave", "calm", "daring", "eager", "fuzzy", "gentle", "happy", "icy", "jolly",
@@ -109,7 +92,7 @@ def seed_database(
         products=products,
         orders=orders,
         world=WORLD_ROWS,
-        fortunes=len(FORTUNES),
+        fortunes=FORTUNE_ROWS,
         seconds=time.perf_counter() - started,
     )
 
@@ -122,11 +105,11 @@ def fill_techempower_tables(url: str, *, seed: int = 0) -> bool:
     """
     check = "SELECT (SELECT count(*) FROM world), (SELECT count(*) FROM fortune)"
     with psycopg.connect(url_for(url, "libpq")) as connection, connection.transaction():
-        if connection.execute(check).fetchone() == (WORLD_ROWS, len(FORTUNES)):
+        if connection.execute(check).fetchone() == (WORLD_ROWS, FORTUNE_ROWS):
             return False
         # Serialise servers starting together on one database; then look again.
         connection.execute("LOCK TABLE world, fortune IN ACCESS EXCLUSIVE MODE")
-        if connection.execute(check).fetchone() == (WORLD_ROWS, len(FORTUNES)):
+        if connection.execute(check).fetchone() == (WORLD_ROWS, FORTUNE_ROWS):
             return False
         connection.execute("TRUNCATE world, fortune")
         _copy_techempower_rows(connection, seed)

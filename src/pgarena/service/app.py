@@ -14,6 +14,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from pgarena import __version__
+from pgarena.database import check_database_url
 from pgarena.database.urls import url_for
 from pgarena.errors import UserError
 from pgarena.service.errors import install_unavailable_handler
@@ -27,9 +28,10 @@ def create_app(settings: Settings) -> FastAPI:
     """The reference service on `settings.stack`, against `settings.database_url`."""
     if settings.database_url is None:
         raise UserError("no database URL: set DATABASE_URL or use `pgarena serve`")
+    check_database_url(settings)
     stack = get_stack(settings.stack)
     implementation = stack.load()
-    url = url_for(settings.database_url, stack.driver)
+    url = url_for(settings.database_url, stack.url_driver)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

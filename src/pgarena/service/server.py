@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 from rich.console import Console
 
-from pgarena.database import ensure_database
+from pgarena.database import check_database_url, ensure_database
 from pgarena.database.seed import fill_techempower_tables
 from pgarena.database.urls import redact
 from pgarena.errors import UserError
@@ -94,6 +94,7 @@ def serve(settings: Settings, server: str = "uvicorn") -> None:
     if server not in SERVERS:
         raise UserError(f"unknown server {server!r}; choose one of: {', '.join(SERVERS)}")
     stack = get_stack(settings.stack)
+    check_database_url(settings)
     check_port_free(settings.host, settings.port)
     settings = settings.model_copy(update={"database_url": ensure_database(settings)})
     assert settings.database_url is not None

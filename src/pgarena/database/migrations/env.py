@@ -1,4 +1,4 @@
-"""Alembic environment for pgarena's schema (the models in `pgarena.service.models`).
+"""Alembic environment for pgarena's schema (the models in `pgarena.database.models`).
 
 The database URL may be in any spelling pgarena accepts (`postgresql+asyncpg://...` included);
 it is converted for psycopg2, the driver Alembic runs on. Where it comes from, first match wins:
@@ -14,8 +14,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
+from pgarena.database.models import Base
 from pgarena.database.urls import url_for
-from pgarena.service.models import Base
 
 config = context.config
 if config.config_file_name is not None:  # the plain `alembic` command: log as Alembic does

@@ -25,11 +25,17 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, PackageLoader
 from pydantic_core import to_json
 
+from pgarena.database.techempower import (
+    EXTRA_FORTUNE_MESSAGE,
+    HELLO_WORLD,
+    MAX_QUERIES,
+    MIN_QUERIES,
+    WORLD_ROWS,
+)
 from pgarena.service.schemas import FortunePublic, WorldPublic
 
-WORLD_ROWS = 10_000
-MAX_QUERIES = 500
-EXTRA_FORTUNE: FortunePublic = {"id": 0, "message": "Additional fortune added at request time."}
+EXTRA_FORTUNE: FortunePublic = {"id": 0, "message": EXTRA_FORTUNE_MESSAGE}
+_PLAINTEXT = HELLO_WORLD.encode()  # encoded once, not per request
 
 router = APIRouter(tags=["techempower"])
 
@@ -43,13 +49,13 @@ _fortunes_template = _templates.get_template("fortunes.html")
 @router.get("/json")
 async def json_serialization() -> Response:
     """`{"message": "Hello, World!"}`, serialised anew for every request (as the rules ask)."""
-    return Response(to_json({"message": "Hello, World!"}), media_type="application/json")
+    return Response(to_json({"message": HELLO_WORLD}), media_type="application/json")
 
 
 @router.get("/plaintext")
 async def plaintext() -> PlainTextResponse:
     """`Hello, World!` as text/plain."""
-    return PlainTextResponse(b"Hello, World!")
+    return PlainTextResponse(_PLAINTEXT)
 
 
 def query_count(queries: str | None) -> int:
@@ -57,8 +63,8 @@ def query_count(queries: str | None) -> int:
     try:
         count = int(queries)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return 1
-    return min(max(count, 1), MAX_QUERIES)
+        return MIN_QUERIES
+    return min(max(count, MIN_QUERIES), MAX_QUERIES)
 
 
 def random_id() -> int:

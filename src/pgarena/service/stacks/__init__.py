@@ -1,6 +1,7 @@
 """The stacks: interchangeable ways for the service to reach PostgreSQL.
 
 Each stack is one module in this package plus one line in `STACKS`. A module provides
+(`interface.StackModule` types it, and tests/unit/test_stack_contract.py checks all six)
   - `open_database(settings, url)`: an async context manager that creates the engine or
     pool when the app starts, yields a `SyncDatabase` or `AsyncDatabase` (see
     `interface.py`), and disposes of it when the app stops;
@@ -12,42 +13,54 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from pgarena.errors import UserError
 
+if TYPE_CHECKING:
+    from pgarena.database.urls import Driver as UrlDriver
+    from pgarena.service.stacks.interface import StackModule
+
 Style = Literal["sync", "async"]
-Driver = Literal["psycopg2", "asyncpg", "psycopg", "libpq"]
+Driver = Literal["psycopg2", "asyncpg", "psycopg"]  # psycopg: psycopg 3
+Access = Literal["orm", "raw"]
 
 
 @dataclass(frozen=True)
 class Stack:
     name: str
     style: Style  # "sync": `def` endpoints on a thread pool; "async": `async def` endpoints
-    driver: Driver  # which URL spelling `pgarena.database.urls.url_for` must produce
+    driver: Driver  # the PostgreSQL driver underneath
+    access: Access  # "orm": SQLAlchemy 2 ORM sessions; "raw": the driver's own pool, SQL text
     module: str  # the module in this package that implements it
     description: str
 
-    def load(self) -> ModuleType:
+    @property
+    def url_driver(self) -> UrlDriver:
+        """The URL spelling `pgarena.database.urls.url_for` must produce for this stack:
+        SQLAlchemy's `postgresql+<driver>://` for the ORM, a plain libpq URI for a driver's
+        own pool (asyncpg and psycopg 3 both read it)."""
+        return self.driver if self.access == "orm" else "libpq"
+
+    def load(self) -> StackModule:
         """Import the stack's module; only the stack being served is ever imported."""
-        return importlib.import_module(f"{__name__}.{self.module}")
+        return cast("StackModule", importlib.import_module(f"{__name__}.{self.module}"))
 
 
 STACKS: dict[str, Stack] = {
     stack.name: stack
     for stack in (
-        Stack("sync", "sync", "psycopg2", "orm_sync",
+        Stack("sync", "sync", "psycopg2", "orm", "orm_sync",
               "SQLAlchemy 2 ORM Session on psycopg2, def endpoints"),
-        Stack("async", "async", "asyncpg", "orm_async",
+        Stack("async", "async", "asyncpg", "orm", "orm_async",
               "SQLAlchemy 2 ORM AsyncSession on asyncpg, async def endpoints"),
-        Stack("sync-psycopg3", "sync", "psycopg", "orm_sync",
+        Stack("sync-psycopg3", "sync", "psycopg", "orm", "orm_sync",
               "SQLAlchemy 2 ORM Session on psycopg 3, def endpoints"),
-        Stack("async-psycopg3", "async", "psycopg", "orm_async",
+        Stack("async-psycopg3", "async", "psycopg", "orm", "orm_async",
               "SQLAlchemy 2 ORM AsyncSession on psycopg 3, async def endpoints"),
-        Stack("async-raw", "async", "libpq", "raw_asyncpg",
+        Stack("async-raw", "async", "asyncpg", "raw", "raw_asyncpg",
               "asyncpg's own pool and SQL text, no ORM, async def endpoints"),
-        Stack("sync-raw", "sync", "libpq", "raw_psycopg",
+        Stack("sync-raw", "sync", "psycopg", "raw", "raw_psycopg",
               "psycopg 3 ConnectionPool and SQL text, no ORM, def endpoints"),
     )
 }  # fmt: skip

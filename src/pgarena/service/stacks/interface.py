@@ -1,4 +1,4 @@
-"""What the routes need from a stack, once per style.
+"""What the routes need from a stack, once per style, and what a stack module exports.
 
 The two protocols are the same list of operations; the async one is awaited. Each
 operation returns public schemas and raises `NotFound`/`Conflict` from
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pgarena.service.schemas import (
     FortunePublic,
@@ -31,6 +31,9 @@ from pgarena.service.schemas import (
     UserPublic,
     WorldPublic,
 )
+
+if TYPE_CHECKING:
+    from pgarena.settings import Settings
 
 
 class SyncStore(Protocol):
@@ -101,3 +104,22 @@ class AsyncStore(Protocol):
 class AsyncDatabase(Protocol):
     def store(self) -> AbstractAsyncContextManager[AsyncStore]: ...
     async def ping(self) -> None: ...
+
+
+@runtime_checkable
+class StackModule(Protocol):
+    """What a stack module (`orm_sync`, `raw_asyncpg`, ...) provides to the app factory.
+
+    A module satisfies this protocol as an object would: its functions and constants are the
+    members. `Stack.load()` returns one; tests/unit/test_stack_contract.py checks that every
+    stack's module, database and store provide all of it, with the right style.
+    """
+
+    # The exceptions that mean "the database cannot be reached": answered 503, not 500.
+    UNAVAILABLE: tuple[type[BaseException], ...]
+
+    def open_database(
+        self, settings: Settings, url: str
+    ) -> AbstractAsyncContextManager[SyncDatabase | AsyncDatabase]:
+        """Create the engine or pool when the app starts; dispose of it when it stops."""
+        ...

@@ -10,8 +10,8 @@ from sqlalchemy import Select, event, func, select
 from sqlalchemy.orm import joinedload
 from sqlalchemy.pool import Pool
 
+from pgarena.database.models import Base, Order, Product, User, World
 from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
-from pgarena.service.models import Base, Order, Product, User, World
 from pgarena.service.schemas import WorldPublic
 from pgarena.settings import Settings
 

@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from pgarena.database.models import Base, Fortune, Order, Product, User, World
 from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
-from pgarena.service.models import Base, Fortune, Order, Product, User, World
 from pgarena.service.schemas import (
     FortunePublic,
     OrderIn,

@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from pgarena.database.models import Base, Fortune, Order, Product, User, World
 from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
-from pgarena.service.models import Base, Fortune, Order, Product, User, World
 from pgarena.service.schemas import (
     FortunePublic,
     OrderIn,

@@ -19,6 +19,18 @@ from pgarena.service.schemas import OrderPublic, ProductPublic, UserPublic
 
 Row = Mapping[str, Any]  # psycopg's dict_row and asyncpg's Record both read by column name
 
+
+# One pool policy for both raw stacks, so that only the driver differs between them:
+#   - at most `settings.max_connections` (pool size + overflow) connections;
+#   - none opened before first use (POOL_MIN_SIZE), as SQLAlchemy's pools do, so the service
+#     starts, and /health answers 503, while the database is down. A floor of `pool_size`
+#     open connections is not offered: asyncpg opens it inside `create_pool`, which would
+#     then fail when the database is down;
+#   - waiting longer than `settings.pool_timeout` for a connection fails the request (503);
+#   - a connection idle for POOL_MAX_IDLE_S is closed.
+POOL_MIN_SIZE = 0
+POOL_MAX_IDLE_S = 300.0  # asyncpg's default (psycopg_pool's is 600)
+
 GET_USER = "SELECT id, username, email FROM users WHERE id = $1"
 LIST_USERS = "SELECT id, username, email FROM users ORDER BY id OFFSET $1 LIMIT $2"
 CREATE_USER = "INSERT INTO users (username, email) VALUES ($1, $2) RETURNING id, username, email"

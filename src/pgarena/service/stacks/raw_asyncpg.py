@@ -1,8 +1,9 @@
 """Stack `async-raw`: asyncpg's own pool and SQL text, no ORM: the async driver's ceiling.
 
-Read it side by side with `raw_psycopg.py`: the statements (in `raw.py`) are the same,
-only the execution model differs. asyncpg prepares every statement on first use and keeps
-it in its per-connection cache, so each request runs prepared statements.
+Read it side by side with `raw_psycopg.py`: the statements (in `raw.py`) and the pool policy
+are the same, only the driver and the execution model differ. asyncpg prepares every
+statement on first use and keeps it in its per-connection cache, so each request runs
+prepared statements.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from pgarena.service.schemas import (
 from pgarena.service.stacks import raw
 from pgarena.settings import Settings
 
+Connection = PoolConnectionProxy  # what the pool hands out
+
 # OSError covers a refused or dropped socket and, since Python 3.11, the pool's TimeoutError.
 UNAVAILABLE = (
     OSError,
@@ -61,7 +64,7 @@ def unit_of_work(operation: Operation) -> Operation:
 class RawStore:
     def __init__(self, database: RawDatabase) -> None:
         self.database = database
-        self._connection: PoolConnectionProxy | None = None
+        self._connection: Connection | None = None
 
     @unit_of_work
     async def get_user(self, user_id: int) -> UserPublic:
@@ -181,7 +184,7 @@ class RawStore:
         rows = await (await self._db()).fetch(raw.LIST_FORTUNES)
         return [{"id": row["id"], "message": row["message"]} for row in rows]
 
-    async def _db(self) -> PoolConnectionProxy:
+    async def _db(self) -> Connection:
         """The operation's connection, taken from the pool on first use."""
         if self._connection is None:
             self._connection = await self.database.acquire()
@@ -218,12 +221,12 @@ class RawDatabase:
     async def store(self) -> AsyncIterator[RawStore]:
         yield RawStore(self)
 
-    async def acquire(self) -> PoolConnectionProxy:
+    async def acquire(self) -> Connection:
         connection = await self.pool.acquire(timeout=self.timeout)
         POOL_IN_USE.inc()
         return connection
 
-    async def release(self, connection: PoolConnectionProxy) -> None:
+    async def release(self, connection: Connection) -> None:
         POOL_IN_USE.dec()
         await self.pool.release(connection)
 
@@ -250,12 +253,12 @@ async def keep_session(connection: asyncpg.Connection) -> None:
 @asynccontextmanager
 async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDatabase]:
     POOL_MAX.set(settings.max_connections)
-    # min_size=0: connections open on first use (as SQLAlchemy's pools do), so the service
-    # starts, and /health answers 503, while the database is down. Once open they are kept.
+    # The pool policy both raw stacks share is explained in `raw.py`.
     pool = await asyncpg.create_pool(
         url,
-        min_size=0,
+        min_size=raw.POOL_MIN_SIZE,
         max_size=settings.max_connections,
+        max_inactive_connection_lifetime=raw.POOL_MAX_IDLE_S,
         reset=keep_session,
     )
     try:

@@ -1,7 +1,9 @@
 """Stack `sync-raw`: psycopg 3's `ConnectionPool` and SQL text, no ORM, `def` endpoints.
 
-Read it side by side with `raw_asyncpg.py`: the statements (in `raw.py`) are the same, only
-the execution model differs.
+Read it side by side with `raw_asyncpg.py`: the statements (in `raw.py`) and the pool policy
+are the same, only the driver and the execution model differ. With `prepare_threshold=0`
+psycopg prepares every statement on first use and keeps it per connection, as asyncpg does,
+so each request runs prepared statements.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pgarena.service.schemas import (
 from pgarena.service.stacks import raw
 from pgarena.settings import Settings
 
-Connection = psycopg.Connection[DictRow]
+Connection = psycopg.Connection[DictRow]  # what the pool hands out
 
 UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
 
@@ -178,7 +180,7 @@ class RawStore:
     def _db(self) -> Connection:
         """The operation's connection, taken from the pool on first use."""
         if self._connection is None:
-            self._connection = self.database.getconn()
+            self._connection = self.database.acquire()
         return self._connection
 
     def _worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
@@ -200,33 +202,35 @@ class RawStore:
     def release(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            self.database.putconn(connection)
+            self.database.release(connection)
 
 
 class RawDatabase:
-    def __init__(self, pool: ConnectionPool[Connection], executor: ThreadPoolExecutor) -> None:
+    def __init__(self, pool: ConnectionPool[Connection], settings: Settings) -> None:
         self.pool = pool
-        self.executor = executor
+        self.timeout = settings.pool_timeout
+        # Runs the independent queries of `summary` side by side, one connection each.
+        self.executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")
 
     @contextmanager
     def store(self) -> Iterator[RawStore]:
         yield RawStore(self)
 
-    def getconn(self) -> Connection:
-        connection = self.pool.getconn()
+    def acquire(self) -> Connection:
+        connection = self.pool.getconn(timeout=self.timeout)
         POOL_IN_USE.inc()
         return connection
 
-    def putconn(self, connection: Connection) -> None:
+    def release(self, connection: Connection) -> None:
         POOL_IN_USE.dec()
         self.pool.putconn(connection)
 
     def fetchval(self, statement: str) -> Any:
-        connection = self.getconn()
+        connection = self.acquire()
         try:
             row = connection.execute(statement).fetchone()
         finally:
-            self.putconn(connection)
+            self.release(connection)
         assert row is not None
         return next(iter(row.values()))
 
@@ -237,11 +241,12 @@ class RawDatabase:
 @asynccontextmanager
 async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDatabase]:
     POOL_MAX.set(settings.max_connections)
+    # The pool policy both raw stacks share is explained in `raw.py`.
     pool: ConnectionPool[Connection] = ConnectionPool(
         url,
-        min_size=settings.pool_size,
+        min_size=raw.POOL_MIN_SIZE,
         max_size=settings.max_connections,
-        timeout=settings.pool_timeout,
+        max_idle=raw.POOL_MAX_IDLE_S,
         kwargs={
             # Each statement commits on its own: no BEGIN/COMMIT round trips around reads.
             # Writes that need more than one statement open a transaction explicitly.
@@ -255,12 +260,10 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDataba
         name="pgarena",
         open=False,
     )
-    # Connects in the background: the service starts, and /health answers 503, while the
-    # database is down.
-    pool.open(wait=False)
-    executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")
+    pool.open(wait=False)  # starts the pool's workers; with no floor, nothing to wait for
+    database = RawDatabase(pool, settings)
     try:
-        yield RawDatabase(pool, executor)
+        yield database
     finally:
-        executor.shutdown(cancel_futures=True)
+        database.executor.shutdown(cancel_futures=True)
         pool.close()

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-22
 
-Mirrors `pgarena.service.models` exactly (a test compares them). Constraint names are given
+Mirrors `pgarena.database.models` exactly (a test compares them). Constraint names are given
 explicitly (`op.f`) because the service maps them to HTTP messages.
 """
 
