@@ -23,6 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pgarena.database.techempower import (
+    EXTRA_FORTUNE_MESSAGE,
+    FORTUNE_ROWS,
+    HELLO_WORLD,
+    WORLD_ROWS,
+)
 from pgarena.errors import UserError
 
 
@@ -66,8 +72,8 @@ class DataSizes:
     users: int = 10_000
     products: int = 1_000
     orders: int = 10_000
-    world: int = 10_000  # fixed by TechEmpower
-    fortune: int = 12  # fixed by TechEmpower
+    world: int = WORLD_ROWS  # fixed by TechEmpower
+    fortune: int = FORTUNE_ROWS  # fixed by TechEmpower
 
     def to_dict(self) -> dict[str, int]:
         """The JSON shape of `metadata.data` (without the reset policy)."""
@@ -238,21 +244,21 @@ _ALL: tuple[Workload, ...] = (
         "fortunes",
         "TechEmpower fortunes: all rows, one added, sorted, rendered as escaped HTML",
         "TechEmpower",
-        _single(_get("/fortunes", b"Additional fortune added at request time.")),
+        _single(_get("/fortunes", EXTRA_FORTUNE_MESSAGE.encode())),
         tags=frozenset({"techempower"}),
     ),
     Workload(
         "json",
         "TechEmpower JSON serialization: no database",
         "TechEmpower",
-        _single(_get("/json", b"Hello, World!")),
+        _single(_get("/json", HELLO_WORLD.encode())),
         tags=frozenset({"techempower"}),
     ),
     Workload(
         "plaintext",
         "TechEmpower plaintext: no database",
         "TechEmpower",
-        _single(_get("/plaintext", b"Hello, World!")),
+        _single(_get("/plaintext", HELLO_WORLD.encode())),
         tags=frozenset({"techempower"}),
     ),
     Workload(
