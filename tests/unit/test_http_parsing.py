@@ -16,14 +16,17 @@ from pgarena.bench.loadgen.http import (
 )
 from pgarena.bench.workloads import DataSizes, Step
 
-JSON_ANSWER = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 21\r\n\r\n{"id": 42, "ok": true}'[:-1]  # fmt: skip
+JSON_ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 22\r\n\r\n"
+    b'{"id": 42, "ok": true}'
+)
 CHUNKED_ANSWER = (
     b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"id"\r\n4\r\n: 7}\r\n0\r\n\r\n'
 )
 
 
 def test_a_content_length_body_is_cut_at_its_length() -> None:
-    assert parse_response(JSON_ANSWER) == (200, b'{"id": 42, "ok": true', len(JSON_ANSWER), False)
+    assert parse_response(JSON_ANSWER) == (200, b'{"id": 42, "ok": true}', len(JSON_ANSWER), False)
 
 
 def test_header_names_are_case_insensitive_and_the_length_may_come_last() -> None:
@@ -75,7 +78,7 @@ def test_two_pipelined_answers_are_read_one_after_the_other() -> None:
     assert first is not None and first[:2] == (200, b'{"id": 7}')
     del buffer[: first[2]]
     second = parse_response(buffer)
-    assert second is not None and second[:2] == (200, b'{"id": 42, "ok": true')
+    assert second is not None and second[:2] == (200, b'{"id": 42, "ok": true}')
     del buffer[: second[2]]
     assert buffer == b"HTTP/1.1 2"
     assert parse_response(buffer) is None
@@ -203,7 +206,7 @@ def test_a_json_body_gets_its_content_type_and_byte_length() -> None:
     assert b"\r\nContent-Type: application/json" in head
     assert head.endswith(b"\r\nContent-Length: %d" % len(body))
     assert len(body) == len(body.decode()) + 2  # "é" is two bytes
-    assert body in {('{"product_id": %d, "note": "été"}' % n).encode() for n in (1, 2, 3)}
+    assert body in {f'{{"product_id": {n}, "note": "été"}}'.encode() for n in (1, 2, 3)}
 
 
 def test_unique_values_differ_on_every_request() -> None:
