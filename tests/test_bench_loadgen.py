@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from bench_known_server import KnownServer
 
-from pgarena.bench.loadgen import LoadGenerator, LoadJob
+from pgarena.bench.loadgen import LoadGenerator, LoadJob, LoadResult, SeriesPoint
 from pgarena.bench.servers import free_port
 from pgarena.bench.workloads import Scenario, Step, Workload
 from pgarena.results.histograms import decode_histogram
@@ -103,6 +104,7 @@ def test_unexpected_statuses_and_bodies_are_errors_not_throughput(
 
     assert failing.ok == 0 and failing.rps == 0
     assert failing.errors["status_500"] == failing.requests > 0
+    assert sum(point.errors for point in measured(failing)) == failing.requests
     assert failing.histogram.get_total_count() == 0
     assert wrong.ok == 0
     assert wrong.errors["body"] == wrong.requests > 0
@@ -136,6 +138,9 @@ def test_two_generator_processes_share_the_connections_and_merge_histograms() ->
     assert result.processes == 2
     assert result.ok > 0
     assert result.histogram.get_total_count() == result.ok
+    # The two processes' series are merged interval by interval.
+    assert 3 <= len(measured(result)) <= 5
+    assert sum(point.ok for point in measured(result)) == result.ok
     assert result.requests <= received <= result.requests + 4
     assert result.latency_ms()["p50"] >= 10
 
@@ -152,3 +157,48 @@ def test_scenarios_send_their_steps_in_order_with_the_captured_id(
         result = generator.run(LoadJob("127.0.0.1", server.port, workload, 2, None, 100))
 
     assert result.ok == result.requests == 100
+
+
+def measured(result: LoadResult) -> list[SeriesPoint]:
+    return [point for point in result.series if point.phase == "measure"]
+
+
+def test_a_job_records_a_time_series_that_adds_up_to_its_totals(
+    generator: LoadGenerator,
+) -> None:
+    before = time.monotonic()
+    with KnownServer(delay_s=0.005) as server:
+        job = LoadJob("127.0.0.1", server.port, get("/x"), 4, duration_s=2.0, warmup_s=0.5)
+        result = generator.run(job)
+
+    warmup = [point for point in result.series if point.phase == "warmup"]
+    measure = measured(result)
+    assert result.series == warmup + measure
+    # 0.5 s of warmup and 2 s of measurement in intervals of 0.25 s.
+    assert len(warmup) == 2
+    assert len(measure) == 8
+    assert [point.index for point in result.series] == list(range(10))
+    # The job's start is a CLOCK_MONOTONIC stamp another process can compare with.
+    assert before <= result.started_monotonic <= before + 1
+    assert warmup[0].t < 0.1
+    assert measure[0].t == pytest.approx(result.warmup_duration_s, abs=0.01)
+    for earlier, later in zip(result.series, result.series[1:], strict=False):
+        assert later.t == pytest.approx(earlier.t + earlier.duration_s, abs=1e-6)
+    assert all(0.2 <= point.duration_s <= 0.3 for point in result.series)
+    # The intervals add up to the totals of the window.
+    assert sum(point.ok + point.errors for point in warmup) == result.warmup_requests
+    assert sum(point.ok for point in measure) == result.ok
+    assert sum(point.errors for point in measure) == result.error_count == 0
+    counts = [decode_histogram(point.histogram).get_total_count() for point in measure]
+    assert counts == [point.ok for point in measure]
+    assert sum(counts) == result.histogram.get_total_count()
+    assert sum(point.duration_s for point in measure) == pytest.approx(result.duration_s, 0.01)
+    assert sum(point.generator_cpu_s for point in measure) == pytest.approx(
+        result.generator_cpu_s, abs=0.02
+    )
+    # Each interval's latencies include the server's 5 ms.
+    assert all(point.p50_ms is not None and point.p50_ms >= 5 for point in measure)
+    assert set(measure[0].to_dict()) == {
+        "t", "duration_s", "phase", "ok", "errors", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+        "generator_cpu_s", "histogram",
+    }  # fmt: skip

@@ -1,0 +1,240 @@
+"""The load generator's HTTP/1.1: answers parsed byte by byte, requests rendered from steps."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pgarena.bench.loadgen.http import (
+    PROTOCOL_ERROR,
+    ResponseError,
+    captured_id,
+    compile_scenario,
+    parse_response,
+    placeholder_values,
+)
+from pgarena.bench.workloads import DataSizes, Step
+
+JSON_ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 22\r\n\r\n"
+    b'{"id": 42, "ok": true}'
+)
+CHUNKED_ANSWER = (
+    b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"id"\r\n4\r\n: 7}\r\n0\r\n\r\n'
+)
+
+
+def test_a_content_length_body_is_cut_at_its_length() -> None:
+    assert parse_response(JSON_ANSWER) == (200, b'{"id": 42, "ok": true}', len(JSON_ANSWER), False)
+
+
+def test_header_names_are_case_insensitive_and_the_length_may_come_last() -> None:
+    answer = b"HTTP/1.1 201 Created\r\nX-A: b\r\nCONTENT-LENGTH:  2 \r\n\r\n{}"
+
+    assert parse_response(answer) == (201, b"{}", len(answer), False)
+
+
+def test_a_chunked_body_is_the_chunks_joined() -> None:
+    assert parse_response(CHUNKED_ANSWER) == (200, b'{"id": 7}', len(CHUNKED_ANSWER), False)
+
+
+def test_chunk_extensions_and_trailers_are_skipped() -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        b"3;name=value\r\nabc\r\n"
+        b"A ; x\r\n0123456789\r\n"
+        b"0\r\nServer-Timing: db;dur=1\r\nX-Other: 2\r\n\r\n"
+    )
+
+    assert parse_response(answer) == (200, b"abc0123456789", len(answer), False)
+
+
+@pytest.mark.parametrize("answer", [JSON_ANSWER, CHUNKED_ANSWER], ids=["length", "chunked"])
+def test_an_answer_split_at_any_byte_is_complete_only_with_its_last_byte(answer: bytes) -> None:
+    whole = parse_response(answer)
+    for cut in range(1, len(answer)):
+        buffer = bytearray(answer[:cut])
+        assert parse_response(buffer) is None, cut
+        buffer += answer[cut:]
+        assert parse_response(buffer) == whole, cut
+
+
+def test_an_answer_arriving_one_byte_per_read_is_complete_only_with_its_last_byte() -> None:
+    buffer = bytearray()
+    results = []
+    for byte in CHUNKED_ANSWER:
+        buffer.append(byte)
+        results.append(parse_response(buffer))
+
+    assert results[:-1] == [None] * (len(CHUNKED_ANSWER) - 1)
+    assert results[-1] == (200, b'{"id": 7}', len(CHUNKED_ANSWER), False)
+
+
+def test_two_pipelined_answers_are_read_one_after_the_other() -> None:
+    buffer = bytearray(CHUNKED_ANSWER + JSON_ANSWER + b"HTTP/1.1 2")
+
+    first = parse_response(buffer)
+    assert first is not None and first[:2] == (200, b'{"id": 7}')
+    del buffer[: first[2]]
+    second = parse_response(buffer)
+    assert second is not None and second[:2] == (200, b'{"id": 42, "ok": true}')
+    del buffer[: second[2]]
+    assert buffer == b"HTTP/1.1 2"
+    assert parse_response(buffer) is None
+
+
+def test_connection_close_is_reported_so_the_client_reconnects() -> None:
+    answer = b"HTTP/1.1 503 Busy\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n"
+
+    assert parse_response(answer) == (503, b"", len(answer), True)
+
+
+def test_http_1_0_closes_unless_it_asks_to_keep_alive() -> None:
+    closing = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    kept = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}"
+
+    assert parse_response(closing) == (200, b"{}", len(closing), True)
+    assert parse_response(kept) == (200, b"{}", len(kept), False)
+
+
+def test_a_body_without_length_ends_when_the_server_closes() -> None:
+    answer = b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"id": 3}'
+
+    assert parse_response(answer) is None
+    assert parse_response(answer, eof=True) == (200, b'{"id": 3}', len(answer), True)
+
+
+@pytest.mark.parametrize("status", [204, 304, 100])
+def test_answers_without_a_body_end_with_their_head(status: int) -> None:
+    # A 304 may announce the length of the body it does not send.
+    answer = b"HTTP/1.1 %d X\r\nContent-Length: 120\r\n\r\n" % status
+
+    assert parse_response(answer + b"HTTP/1.1") == (status, b"", len(answer), False)
+
+
+def test_a_status_line_without_reason_phrase_is_accepted() -> None:
+    answer = b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"
+
+    assert parse_response(answer) == (200, b"", len(answer), False)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SSH-2.0-OpenSSH_9.6\r\n",  # no head end: refused at once, not after the timeout
+        b"<html>oops</html>\r\n\r\n",
+        b"HTTP/2 200\r\n\r\n",
+        b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nabcde\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcde\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 5000,
+        b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000,
+    ],
+    ids=[
+        "not-http",
+        "html",
+        "http2",
+        "status-letters",
+        "status-4-digits",
+        "no-space",
+        "negative-length",
+        "length-letters",
+        "empty-length",
+        "chunk-size-letters",
+        "negative-chunk",
+        "signed-chunk",
+        "chunk-overruns-size",
+        "endless-chunk-line",
+        "endless-head",
+    ],
+)
+def test_malformed_answers_are_a_protocol_error(answer: bytes) -> None:
+    with pytest.raises(ResponseError) as raised:
+        parse_response(answer)
+
+    assert raised.value.kind == PROTOCOL_ERROR
+
+
+def test_the_id_is_captured_from_a_json_body() -> None:
+    assert captured_id(b'{"name": "x", "id" : 1234}') == "1234"
+    assert captured_id(b'{"name": "x"}') is None
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def render(*steps: Step, captured: dict[str, str] | None = None) -> list[bytes]:
+    values = placeholder_values(DataSizes(users=5, products=3), 75, random.Random(1))
+    requests = compile_scenario(steps, "127.0.0.1:8000", "/api", values)
+    return [request.build(captured or {}) for request in requests]
+
+
+def test_a_get_without_placeholders_is_rendered_once_with_its_host() -> None:
+    values = placeholder_values(DataSizes(), 50, random.Random(1))
+    (request,) = compile_scenario([Step("GET", "/health")], "db:8000", "", values)
+
+    assert request.build({}) == b"GET /health HTTP/1.1\r\nHost: db:8000\r\n\r\n"
+    assert request.build({}) is request.build({})
+
+
+def test_placeholders_are_filled_within_the_data_sizes() -> None:
+    values = placeholder_values(DataSizes(users=5), 75, random.Random(1))
+    step = Step("GET", "/users/{user_id}?slow={slow_ms}")
+    (request,) = compile_scenario([step], "127.0.0.1:8000", "/api", values)
+
+    seen = {request.build({}) for _ in range(200)}
+
+    assert seen == {
+        b"GET /api/users/%d?slow=75 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n" % user
+        for user in range(1, 6)
+    }
+
+
+def test_a_json_body_gets_its_content_type_and_byte_length() -> None:
+    (request,) = render(Step("POST", "/orders", '{"product_id": {product_id}, "note": "été"}'))
+
+    head, body = request.split(b"\r\n\r\n")
+    assert head.startswith(b"POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n")
+    assert b"\r\nContent-Type: application/json" in head
+    assert head.endswith(b"\r\nContent-Length: %d" % len(body))
+    assert len(body) == len(body.decode()) + 2  # "é" is two bytes
+    assert body in {f'{{"product_id": {n}, "note": "été"}}'.encode() for n in (1, 2, 3)}
+
+
+def test_unique_values_differ_on_every_request() -> None:
+    step = Step("POST", "/users", '{"email": "{unique}@example.com"}')
+    values = placeholder_values(DataSizes(), 50, random.Random(1))
+    (request,) = compile_scenario([step], "h", "", values)
+
+    bodies = {request.build({}) for _ in range(100)}
+
+    assert len(bodies) == 100
+
+
+def test_a_captured_id_fills_the_next_step() -> None:
+    create = Step("POST", "/orders", '{"user_id": 1}', capture_id=True)
+    read = Step("GET", "/orders/{id}")
+
+    _, second = render(create, read, captured={"id": "987"})
+
+    assert second.startswith(b"GET /api/orders/987 HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [(Step("GET", "/orders/{id}"),), (Step("GET", "/x/{nope}"),)],
+    ids=["id-before-capture", "unknown-name"],
+)
+def test_an_unknown_placeholder_is_refused_when_the_scenario_is_compiled(
+    steps: tuple[Step, ...],
+) -> None:
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        render(*steps)
