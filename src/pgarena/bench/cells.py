@@ -9,7 +9,7 @@ did while those requests were answered.
 
 from __future__ import annotations
 
-import math
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,24 +29,23 @@ def failed_cell(planned: PlannedCell, started_at: str, error: str) -> Cell:
     return Cell(cell_key(planned), planned.repeat, "failed", error, started_at)
 
 
-def merge_series(
-    result: LoadResult, samples: Sequence[ResourcePoint], interval_s: float
-) -> tuple[SeriesPoint, ...]:
+def merge_series(result: LoadResult, samples: Sequence[ResourcePoint]) -> tuple[SeriesPoint, ...]:
     """The generator's points with the server's, PostgreSQL's and other processes' CPU
     seconds of the same intervals."""
+    starts = [point.t for point in result.series]
     cpu: dict[int, dict[str, float]] = {}
     for sample in samples:
         # A sample covers the time up to its stamp: it belongs to the interval it closes.
         since_start = sample["t_monotonic"] - result.started_monotonic
-        index = max(0, math.ceil(since_start / interval_s) - 1)
+        index = max(0, bisect.bisect_left(starts, since_start) - 1)
         sums = cpu.setdefault(index, {"server": 0.0, "postgres": 0.0, "busy": 0.0})
         sums["server"] += sample["server_cpu_s"] or 0.0
         sums["postgres"] += sample["postgres_cpu_s"] or 0.0
         sums["busy"] += sample["machine_busy_cpu_s"] or 0.0
     points = []
-    for point in result.series:
+    for index, point in enumerate(result.series):
         data: dict[str, Any] = point.to_dict()
-        sums = cpu.get(round(data["t"] / interval_s))
+        sums = cpu.get(index)
         if sums is not None:
             generator = data.get("generator_cpu_s") or 0.0
             data["server_cpu_s"] = sums["server"]
@@ -64,7 +63,6 @@ def measured_cell(
     result: LoadResult,
     usage: WindowUsage,
     error: str | None,
-    interval_s: float,
 ) -> Cell:
     """A measured cell: the window's totals, and its series for the steady-state figures
     that `results` computes when the cell is written."""
@@ -104,5 +102,5 @@ def measured_cell(
         statements_per_request=statements / result.requests
         if statements is not None and result.requests
         else None,
-        series=merge_series(result, usage.series, interval_s),
+        series=merge_series(result, usage.series),
     )

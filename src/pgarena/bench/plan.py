@@ -121,7 +121,7 @@ class Plan:
     server_lifetime: str = "cell"
     slow_ms: int = 50
     start_servers: bool = True  # False with --target
-    series_interval_s: float = 0.25
+    series_interval_s: float = 0.1
 
     @property
     def mode(self) -> str:

@@ -65,6 +65,7 @@ class SeriesPoint:
     phase: str  # "warmup" or "measure"
     ok: int
     errors: int
+    duration_s: float | None = None  # the interval's length (the last of a phase may differ)
     p50_ms: float | None = None
     p90_ms: float | None = None
     p99_ms: float | None = None
@@ -78,6 +79,11 @@ class SeriesPoint:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of a point."""
         return dict(self.__dict__)
+
+    def rps(self, interval_s: float) -> float:
+        """Successful requests per second in this interval."""
+        duration = self.duration_s or interval_s
+        return self.ok / duration if duration > 0 else 0.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SeriesPoint:

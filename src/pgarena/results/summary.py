@@ -41,7 +41,7 @@ from pgarena.results.warnings import stability_warnings
 def steady_state(series: Sequence[SeriesPoint], interval_s: float) -> tuple[Steady, list[int]]:
     """Where the steady part of a series starts, its throughput estimate, and the indexes
     of its points."""
-    rates = [point.ok / interval_s for point in series]
+    rates = [point.rps(interval_s) for point in series]
     first_measured = next(
         (index for index, point in enumerate(series) if point.phase == "measure"), len(series)
     )
