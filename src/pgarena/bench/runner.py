@@ -339,7 +339,7 @@ class _Arena:
         # A failed cell may leave a stuck or damaged server: never hand it the next cell.
         if self.plan.server_lifetime == "cell" or error:
             self.stop_server()
-        cell = measured_cell(key, started_at, result, usage[0], error, self.plan.series_interval_s)
+        cell = measured_cell(key, started_at, result, usage[0], error)
         return replace(
             cell,
             server_start_s=server_start_s,
