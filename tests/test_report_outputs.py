@@ -19,15 +19,18 @@ import pytest
 from matplotlib import image
 from pgarena_cli import run_pgarena
 
+from pgarena.bench.database import PreparedDatabase
 from pgarena.bench.plan import Plan
 from pgarena.bench.runner import RunConfig, run_plan
 from pgarena.bench.servers import ServerOptions
-from pgarena.bench.workloads import WORKLOADS
+from pgarena.bench.workloads import WORKLOADS, DataSizes
 from pgarena.database import create_database_if_missing
 from pgarena.database.urls import with_database
 from pgarena.report.build import write_reports
 from pgarena.report.formatting import mean_with_interval, verdict
-from pgarena.results.stats import compare, summarize
+from pgarena.results.file import load_run
+from pgarena.results.model import CellKey, Run
+from pgarena.results.verdicts import stack_comparisons
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 STACKS = ("sync", "async")
@@ -94,6 +97,12 @@ def per_repeat_rps(results: dict, stack: str, level: int) -> list[float]:
     ]
 
 
+@pytest.fixture(scope="session")
+def run(arena_run: Path) -> Run:
+    """The run's result file, as the results model."""
+    return load_run(arena_run / "results.json")
+
+
 def markdown_table_after(text: str, heading: str) -> list[list[str]]:
     """The rows (header first) of the first Markdown table after `heading`."""
     after = text.split(heading, 1)[1]
@@ -115,7 +124,7 @@ def test_run_leaves_reports_beside_its_result_file(arena_run: Path) -> None:
 
 
 def test_markdown_table_shows_each_stacks_measured_throughput_and_verdict(
-    reports: Path, results: dict
+    reports: Path, results: dict, run: Run
 ) -> None:
     text = (reports / "report.md").read_text()
     table = markdown_table_after(text, "## standard")
@@ -134,25 +143,36 @@ def test_markdown_table_shows_each_stacks_measured_throughput_and_verdict(
         sync_values = per_repeat_rps(results, "sync", level)
         async_values = per_repeat_rps(results, "async", level)
         assert len(sync_values) == len(async_values) == 2
-        # The figure shown is the mean of the repeats, with its 95% interval.
-        assert row[1].removesuffix(" ⚠") == mean_with_interval(summarize(sync_values))
-        assert row[2].removesuffix(" ⚠") == mean_with_interval(summarize(async_values))
-        expected = compare(sync_values, async_values)
+        # The figure shown is the stored summary: the mean of the repeats, with its 95%
+        # interval, which contains it.
+        sync_summary = run.summary(CellKey("sync", "standard", level))
+        async_summary = run.summary(CellKey("async", "standard", level))
+        assert sync_summary is not None and async_summary is not None
+        assert sync_summary.rps.mean == pytest.approx(sum(sync_values) / 2)
+        assert async_summary.rps.mean == pytest.approx(sum(async_values) / 2)
+        for summary in (sync_summary, async_summary):
+            assert summary.rps.ci95_low < summary.rps.mean < summary.rps.ci95_high
+        assert row[1].removesuffix(" ⚠") == mean_with_interval(sync_summary.rps)
+        assert row[2].removesuffix(" ⚠") == mean_with_interval(async_summary.rps)
+        [expected] = [
+            c.rps for c in stack_comparisons(run) if c.key == CellKey("async", "standard", level)
+        ]
+        assert expected is not None
+        assert expected.ratio == pytest.approx(async_summary.rps.mean / sync_summary.rps.mean)
         assert row[3] == f"{(expected.ratio - 1) * 100:+.1f}%"
         assert row[5] == verdict(expected, "async", "sync")
 
 
-def test_markdown_says_what_the_run_shows_and_where_it_ran(reports: Path, results: dict) -> None:
+def test_markdown_says_what_the_run_shows_and_where_it_ran(
+    reports: Path, results: dict, run: Run
+) -> None:
     text = (reports / "report.md").read_text()
     findings = text.split("## What this run says", 1)[1].split("\n## ", 1)[0]
     sentences = [line for line in findings.splitlines() if line.startswith("- ")]
     assert any("standard" in sentence for sentence in sentences)
     # Whatever it claims about sync vs async, it is either a called difference with an
     # interval or "within noise", matching the verdicts of the table.
-    comparisons = [
-        compare(per_repeat_rps(results, "sync", c), per_repeat_rps(results, "async", c))
-        for c in LEVELS
-    ]
+    comparisons = [c.rps for c in stack_comparisons(run) if c.stack == "async" and c.rps]
     called = [c for c in comparisons if c.verdict != "within noise"]
     if called:
         assert any(re.search(r"(faster|slower|as fast as)", s) for s in sentences)
@@ -182,10 +202,12 @@ def test_latency_table_lists_p50_p99_and_cpu_efficiency_per_stack(
             for cell in results["cells"]
             if cell["stack"] == row[1].removesuffix(" ⚠") and cell["concurrency"] == int(row[0])
         ]
-        p99 = summarize([cell["latency_ms"]["p99"] for cell in cells])
-        efficiency = summarize([cell["requests_per_server_cpu_s"] for cell in cells])
-        assert row[3] == mean_with_interval(p99)
-        assert row[4] == mean_with_interval(efficiency)
+        summary = run.summary(CellKey(row[1].removesuffix(" ⚠"), "standard", int(row[0])))
+        assert summary is not None and summary.requests_per_server_cpu_s is not None
+        p99 = [cell["latency_ms"]["p99"] for cell in cells]
+        assert summary.latency_p99_ms.mean == pytest.approx(sum(p99) / len(p99))
+        assert row[3] == mean_with_interval(summary.latency_p99_ms)
+        assert row[4] == mean_with_interval(summary.requests_per_server_cpu_s)
 
 
 def test_png_charts_are_real_non_blank_images(reports: Path) -> None:
@@ -360,10 +382,10 @@ def test_a_run_whose_cells_all_failed_reports_why_instead_of_figures(
         stacks=("async",), workloads=(WORKLOADS["json"],), concurrency=(2,), repeats=1,
         duration_s=0.5, requests=None, warmup_s=0.0, rate=None, preset=None,
     )  # fmt: skip
-    config = RunConfig(
-        plan, tmp_path, database_url=database_url, server_options=ServerOptions(pool_size=0)
-    )
-    [cell] = run_plan(config).document["cells"]
+    database = PreparedDatabase(database_url, embedded=False, seed_seconds=0.0, data=DataSizes())
+    config = RunConfig(plan, tmp_path, database=database, server_options=ServerOptions(pool_size=0))
+    [failed] = run_plan(config).run.cells
+    cell = failed.to_dict()
     assert cell["status"] == "failed"
 
     out = tmp_path / "reports"
@@ -393,6 +415,9 @@ def test_a_single_repeat_run_says_so_once_and_names_only_measured_leaders(
 
     markdown = (tmp_path / "report.md").read_text()
     says = markdown.split("## What this run says", 1)[1].split("\n## ", 1)[0]
-    assert "Every cell has a single finished repeat" in says
-    assert f"json at 2: {leader}." in says
+    # The within-cell interval (batch means over the steady part) still gives every row
+    # an interval; what one repeat cannot cover is said once, not beside every figure.
+    assert says.count("one repeat") == 1
+    assert "one repeat" not in markdown.replace(says, "")
+    assert leader in markdown
     assert "one repeat: no confidence interval" not in markdown  # not once per cell

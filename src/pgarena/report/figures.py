@@ -54,8 +54,15 @@ class CellFigures:
 
     @property
     def warnings(self) -> list[str]:
-        """The run's warnings for this cell, as sentences."""
-        return [warning.message for warning in self.summary.warnings]
+        """The run's warnings for this cell, as sentences. "One repeat" is said once for
+        the run (see findings), not beside every figure, where it would bury the warnings
+        that single out a cell."""
+        return [w.message for w in self.summary.warnings if w.kind != "single-repeat"]
+
+    @property
+    def single_repeat(self) -> bool:
+        """True when only one repeat finished: the interval is within one server's run."""
+        return any(w.kind == "single-repeat" for w in self.summary.warnings)
 
     @property
     def rps(self) -> Estimate | None:

@@ -155,6 +155,12 @@ def _warning_findings(figures: RunFigures) -> list[str]:
             f"{'; '.join(names)}."
         )
     measured = [cell for cell in figures.cells.values() if cell.rps is not None]
+    if measured and all(cell.single_repeat for cell in measured):
+        sentences.append(
+            "One repeat per cell: each interval covers the seconds within one server's run, "
+            "not the variation between fresh servers. Run with --repeats 2 or more before "
+            "you trust a difference."
+        )
     single = [cell for cell in measured if not _has_interval(cell.rps)]
     if single and len(single) == len(measured):
         sentences.append(

@@ -61,9 +61,12 @@ def render_markdown(figures: RunFigures, *, charts: Sequence[tuple[str | None, s
         f"Stacks: {', '.join(figures.stacks) or 'none'}. "
         f"Workloads: {', '.join(figures.workloads) or 'none'}. {describe_plan(figures)}.",
         "",
-        "Figures are means across repeats with their 95% interval in brackets. Differences "
-        f"are against **{base}**; a verdict names a winner only when the 95% interval of "
-        "the ratio excludes no difference, otherwise it says *within noise*. "
+        "Figures are means across repeats with their 95% interval in brackets: the "
+        "interval combines the variation within each cell's steady state (batch means) "
+        "with the variation between repeats. Differences are against "
+        f"**{base}**; a verdict names a winner only when the 95% interval of the ratio "
+        "excludes 1 and the call survives Holm's correction for the number of comparisons "
+        "in the report, otherwise it says *within noise*. "
         f"{WARNING_MARK} marks a figure with a warning (listed under its table).",
         "",
         "## What this run says",
