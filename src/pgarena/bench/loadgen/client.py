@@ -119,11 +119,12 @@ class _Run:
         self.report(PhaseChanged("measured"))
         self.finished.set()
 
-    # -- accounting (the hot path: keep it lean) --
-
     def _counters(self) -> tuple[int, int]:
-        """Correct answers and failed requests so far, both phases (for the series)."""
+        """Correct answers and failed requests so far, both phases (read by the series at
+        each interval boundary, so the hot path keeps no per-interval counter)."""
         return len(self.latencies), self.warmup_errors + self.requests - self.ok
+
+    # -- accounting (the hot path: keep it lean) --
 
     def pick(self) -> list[Request]:
         if len(self.scenarios) == 1:
