@@ -9,9 +9,9 @@ import pytest
 from pgarena.bench.loadgen.http import (
     PROTOCOL_ERROR,
     ResponseError,
+    ResponseReader,
     captured_id,
     compile_scenario,
-    parse_response,
     placeholder_values,
 )
 from pgarena.bench.workloads import DataSizes, Step
@@ -24,105 +24,111 @@ CHUNKED_ANSWER = (
     b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"id"\r\n4\r\n: 7}\r\n0\r\n\r\n'
 )
 
+Answer = tuple[int, bytes, bool]  # status, body, the server will close
+
+
+class Connection:
+    """The answers a reader finds in the reads of one connection."""
+
+    def __init__(self) -> None:
+        self.answers: list[Answer] = []
+        self.reader = ResponseReader(lambda *answer: self.answers.append(answer))
+
+    def read(self, *reads: bytes) -> list[Answer]:
+        for data in reads:
+            self.reader.feed(data)
+        return self.answers
+
+
+def answers(*reads: bytes) -> list[Answer]:
+    return Connection().read(*reads)
+
 
 def test_a_content_length_body_is_cut_at_its_length() -> None:
-    assert parse_response(JSON_ANSWER) == (200, b'{"id": 42, "ok": true}', len(JSON_ANSWER), False)
+    assert answers(JSON_ANSWER) == [(200, b'{"id": 42, "ok": true}', False)]
 
 
 def test_header_names_are_case_insensitive_and_the_length_may_come_last() -> None:
-    answer = b"HTTP/1.1 201 Created\r\nX-A: b\r\nCONTENT-LENGTH:  2 \r\n\r\n{}"
+    answer = b"HTTP/1.1 201 Created\r\nX-A: b\r\nCONTENT-LENGTH: 2\r\n\r\n{}"
 
-    assert parse_response(answer) == (201, b"{}", len(answer), False)
+    assert answers(answer) == [(201, b"{}", False)]
 
 
 def test_a_chunked_body_is_the_chunks_joined() -> None:
-    assert parse_response(CHUNKED_ANSWER) == (200, b'{"id": 7}', len(CHUNKED_ANSWER), False)
+    assert answers(CHUNKED_ANSWER) == [(200, b'{"id": 7}', False)]
 
 
 def test_chunk_extensions_and_trailers_are_skipped() -> None:
     answer = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
         b"3;name=value\r\nabc\r\n"
-        b"A ; x\r\n0123456789\r\n"
+        b'A;x;y="q"\r\n0123456789\r\n'
         b"0\r\nServer-Timing: db;dur=1\r\nX-Other: 2\r\n\r\n"
     )
 
-    assert parse_response(answer) == (200, b"abc0123456789", len(answer), False)
+    assert answers(answer) == [(200, b"abc0123456789", False)]
 
 
 @pytest.mark.parametrize("answer", [JSON_ANSWER, CHUNKED_ANSWER], ids=["length", "chunked"])
 def test_an_answer_split_at_any_byte_is_complete_only_with_its_last_byte(answer: bytes) -> None:
-    whole = parse_response(answer)
+    whole = answers(answer)
     for cut in range(1, len(answer)):
-        buffer = bytearray(answer[:cut])
-        assert parse_response(buffer) is None, cut
-        buffer += answer[cut:]
-        assert parse_response(buffer) == whole, cut
+        connection = Connection()
+        assert connection.read(answer[:cut]) == [], cut
+        assert connection.read(answer[cut:]) == whole, cut
 
 
 def test_an_answer_arriving_one_byte_per_read_is_complete_only_with_its_last_byte() -> None:
-    buffer = bytearray()
-    results = []
-    for byte in CHUNKED_ANSWER:
-        buffer.append(byte)
-        results.append(parse_response(buffer))
+    connection = Connection()
+    counts = [len(connection.read(bytes([byte]))) for byte in CHUNKED_ANSWER]
 
-    assert results[:-1] == [None] * (len(CHUNKED_ANSWER) - 1)
-    assert results[-1] == (200, b'{"id": 7}', len(CHUNKED_ANSWER), False)
+    assert counts == [0] * (len(CHUNKED_ANSWER) - 1) + [1]
+    assert connection.answers == [(200, b'{"id": 7}', False)]
 
 
-def test_two_pipelined_answers_are_read_one_after_the_other() -> None:
-    buffer = bytearray(CHUNKED_ANSWER + JSON_ANSWER + b"HTTP/1.1 2")
+def test_two_pipelined_answers_in_one_read_are_both_found() -> None:
+    connection = Connection()
 
-    first = parse_response(buffer)
-    assert first is not None and first[:2] == (200, b'{"id": 7}')
-    del buffer[: first[2]]
-    second = parse_response(buffer)
-    assert second is not None and second[:2] == (200, b'{"id": 42, "ok": true}')
-    del buffer[: second[2]]
-    assert buffer == b"HTTP/1.1 2"
-    assert parse_response(buffer) is None
+    assert connection.read(CHUNKED_ANSWER + JSON_ANSWER + b"HTTP/1.1 2") == [
+        (200, b'{"id": 7}', False),
+        (200, b'{"id": 42, "ok": true}', False),
+    ]
+    assert connection.read(b"04 No Content\r\n\r\n")[-1] == (204, b"", False)
 
 
 def test_connection_close_is_reported_so_the_client_reconnects() -> None:
     answer = b"HTTP/1.1 503 Busy\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n"
 
-    assert parse_response(answer) == (503, b"", len(answer), True)
+    assert answers(answer) == [(503, b"", True)]
 
 
 def test_http_1_0_closes_unless_it_asks_to_keep_alive() -> None:
     closing = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}"
     kept = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}"
 
-    assert parse_response(closing) == (200, b"{}", len(closing), True)
-    assert parse_response(kept) == (200, b"{}", len(kept), False)
+    assert answers(closing) == [(200, b"{}", True)]
+    assert answers(kept) == [(200, b"{}", False)]
 
 
-def test_a_body_without_length_ends_when_the_server_closes() -> None:
-    answer = b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"id": 3}'
-
-    assert parse_response(answer) is None
-    assert parse_response(answer, eof=True) == (200, b'{"id": 3}', len(answer), True)
-
-
-@pytest.mark.parametrize("status", [204, 304, 100])
+@pytest.mark.parametrize("status", [204, 304])
 def test_answers_without_a_body_end_with_their_head(status: int) -> None:
     # A 304 may announce the length of the body it does not send.
     answer = b"HTTP/1.1 %d X\r\nContent-Length: 120\r\n\r\n" % status
 
-    assert parse_response(answer + b"HTTP/1.1") == (status, b"", len(answer), False)
+    assert answers(answer + JSON_ANSWER) == [
+        (status, b"", False),
+        (200, b'{"id": 42, "ok": true}', False),
+    ]
 
 
 def test_a_status_line_without_reason_phrase_is_accepted() -> None:
-    answer = b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"
-
-    assert parse_response(answer) == (200, b"", len(answer), False)
+    assert answers(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n") == [(200, b"", False)]
 
 
 @pytest.mark.parametrize(
     "answer",
     [
-        b"SSH-2.0-OpenSSH_9.6\r\n",  # no head end: refused at once, not after the timeout
+        b"SSH-2.0-OpenSSH_9.6\r\n",  # no end of head yet: refused at once, not at the timeout
         b"<html>oops</html>\r\n\r\n",
         b"HTTP/2 200\r\n\r\n",
         b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
@@ -136,7 +142,6 @@ def test_a_status_line_without_reason_phrase_is_accepted() -> None:
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nabcde\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcde\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 5000,
-        b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000,
     ],
     ids=[
         "not-http",
@@ -152,15 +157,22 @@ def test_a_status_line_without_reason_phrase_is_accepted() -> None:
         "negative-chunk",
         "signed-chunk",
         "chunk-overruns-size",
-        "endless-chunk-line",
-        "endless-head",
+        "endless-chunk-size",
     ],
 )
 def test_malformed_answers_are_a_protocol_error(answer: bytes) -> None:
     with pytest.raises(ResponseError) as raised:
-        parse_response(answer)
+        answers(answer)
 
     assert raised.value.kind == PROTOCOL_ERROR
+
+
+def test_an_error_in_the_answer_callback_is_not_mistaken_for_a_bad_answer() -> None:
+    def on_answer(status: int, body: bytes, close: bool) -> None:
+        raise KeyError("a bug in the client")
+
+    with pytest.raises(KeyError, match="a bug in the client"):
+        ResponseReader(on_answer).feed(JSON_ANSWER)
 
 
 def test_the_id_is_captured_from_a_json_body() -> None:

@@ -2,8 +2,8 @@
 
 Why not an HTTP client library: on a 2-core machine the generator competes with the server
 for CPU, so every microsecond it spends per request is taken from the thing being measured.
-Here a request is a pre-rendered byte string, a response is parsed just far enough to find
-its status and body (Content-Length or chunked), and latencies go into a plain list that is
+Here a request is a pre-rendered byte string, a response is parsed by llhttp (httptools, in
+C) just far enough to find its status and body, and latencies go into a plain list that is
 turned into HDR histograms once the measurement window has closed.
 
 Two ways to apply load:
@@ -21,7 +21,7 @@ its counters at each boundary; the histograms are cut from the latency list afte
 
 The modules, in the order a request meets them:
 - `job`: the job, its result, the series point, and the typed messages over the pipes;
-- `http`: request rendering from workload templates, response parsing;
+- `http`: request rendering from workload templates, the response reader;
 - `client`: the asyncio engine of one process (callbacks, no future per request);
 - `series`: interval marks into points, and the points of several processes merged;
 - `pool`: `LoadGenerator`, worker processes spawned once and reused across cells, which

@@ -22,8 +22,8 @@ from pgarena.bench.loadgen.http import (
     JSON_ID,
     Request,
     ResponseError,
+    ResponseReader,
     compile_scenario,
-    parse_response,
     placeholder_values,
 )
 from pgarena.bench.loadgen.job import (
@@ -119,11 +119,12 @@ class _Run:
         self.report(PhaseChanged("measured"))
         self.finished.set()
 
-    # -- accounting (the hot path: keep it lean) --
-
     def _counters(self) -> tuple[int, int]:
-        """Correct answers and failed requests so far, both phases (for the series)."""
+        """Correct answers and failed requests so far, both phases (read by the series at
+        each interval boundary, so the hot path keeps no per-interval counter)."""
         return len(self.latencies), self.warmup_errors + self.requests - self.ok
+
+    # -- accounting (the hot path: keep it lean) --
 
     def pick(self) -> list[Request]:
         if len(self.scenarios) == 1:
@@ -246,7 +247,7 @@ class _Client(asyncio.Protocol):
     def __init__(self, run: _Run) -> None:
         self.run = run
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.reader = ResponseReader(self.on_answer)
         self.scenario: list[Request] = []
         self.step = 0
         self.captured: dict[str, str] = {}
@@ -283,22 +284,15 @@ class _Client(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer.clear()
+        self.reader = ResponseReader(self.on_answer)  # no state from the last connection
         self.step = len(self.scenario)  # a new connection starts a new scenario
         self.next()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         if self.waiting:
-            # An answer framed by the end of the connection is complete only now.
-            parsed = None
-            with contextlib.suppress(ResponseError):
-                parsed = parse_response(self.buffer, eof=True) if self.buffer else None
-            if parsed is not None:
-                self._answered(parsed[0], parsed[1])
-            else:
-                self.waiting = False
-                self.run.count_error("disconnect")
+            self.waiting = False
+            self.run.count_error("disconnect")
         self.open()
 
     def fail(self, kind: str) -> None:
@@ -347,38 +341,15 @@ class _Client(asyncio.Protocol):
         self.transport.write(payload)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        if not self.waiting:
-            buffer += data
-            return
         try:
-            if buffer:
-                buffer += data
-                parsed = parse_response(buffer)
-                if parsed is None:
-                    return
-                del buffer[: parsed[2]]
-            else:
-                # The usual case, a whole answer in one read: parse it without copying.
-                parsed = parse_response(data)
-                if parsed is None:
-                    buffer += data
-                    return
-                if parsed[2] < len(data):
-                    buffer += data[parsed[2] :]
+            self.reader.feed(data)  # calls on_answer for each complete answer
         except ResponseError as error:
             self.fail(error.kind)
-            return
-        status, body, _, close = parsed
-        self._answered(status, body)
-        if close:
-            assert self.transport is not None
-            self.transport.close()  # connection_lost re-opens
-            return
-        self.next()
 
-    def _answered(self, status: int, body: bytes) -> None:
-        """Count the answer to the request in flight and move the scenario on."""
+    def on_answer(self, status: int, body: bytes, close: bool) -> None:
+        """Count the answer to the request in flight, then send the next request."""
+        if not self.waiting:  # nothing was asked: not an answer to count
+            return
         self.waiting = False
         step = self.scenario[self.step].step
         if self.run.count_answer(step, status, body, time.perf_counter_ns() - self.sent):
@@ -389,6 +360,11 @@ class _Client(asyncio.Protocol):
             self.step += 1
         else:
             self.step = len(self.scenario)  # a failed step abandons its scenario
+        if close:
+            assert self.transport is not None
+            self.transport.close()  # connection_lost re-opens
+            return
+        self.next()
 
 
 async def drive(
