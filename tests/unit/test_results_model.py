@@ -125,9 +125,9 @@ def test_compare_gates_a_25_percent_drop_and_passes_the_same_run(
     assert dropped.exit_code == 1
     assert len(dropped.regressions) >= len(dropped.cells) // 2
     assert all(cell.comparison.ratio == pytest.approx(0.75) for cell in dropped.cells)
-    # Benjamini-Hochberg controls false discoveries instead: at least as many calls.
-    bh = compare_results(base, slower, metrics=("rps",), correction="bh")
-    assert len(bh.regressions) >= len(dropped.regressions)
+    # Holm is stricter: never more calls than Benjamini-Hochberg.
+    holm = compare_results(base, slower, metrics=("rps",), correction="holm")
+    assert len(holm.regressions) <= len(dropped.regressions)
 
 
 def test_reports_render_from_the_golden_file(tmp_path: Path) -> None:

@@ -9,13 +9,11 @@ did while those requests were answered.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Sequence
 from typing import Any
 
 from pgarena.bench.loadgen import LoadResult
 from pgarena.bench.plan import PlannedCell
-from pgarena.bench.resources import ResourcePoint, WindowUsage, cpu_shares
+from pgarena.bench.resources import WindowUsage, cpu_shares, other_cpu_seconds
 from pgarena.results.model import Cell, CellKey, SeriesPoint
 
 
@@ -29,29 +27,40 @@ def failed_cell(planned: PlannedCell, started_at: str, error: str) -> Cell:
     return Cell(cell_key(planned), planned.repeat, "failed", error, started_at)
 
 
-def merge_series(result: LoadResult, samples: Sequence[ResourcePoint]) -> tuple[SeriesPoint, ...]:
+def merge_series(result: LoadResult, usage: WindowUsage) -> tuple[SeriesPoint, ...]:
     """The generator's points with the server's, PostgreSQL's and other processes' CPU
-    seconds of the same intervals."""
-    starts = [point.t for point in result.series]
-    cpu: dict[int, dict[str, float]] = {}
-    for sample in samples:
-        # A sample covers the time up to its stamp: it belongs to the interval it closes.
-        since_start = sample["t_monotonic"] - result.started_monotonic
-        index = max(0, bisect.bisect_left(starts, since_start) - 1)
-        sums = cpu.setdefault(index, {"server": 0.0, "postgres": 0.0, "busy": 0.0})
-        sums["server"] += sample["server_cpu_s"] or 0.0
-        sums["postgres"] += sample["postgres_cpu_s"] or 0.0
-        sums["busy"] += sample["machine_busy_cpu_s"] or 0.0
+    seconds of the same intervals.
+
+    A monitor sample covers the time since the previous one (every 0.25 s) and a point is
+    shorter (0.1 s), so each sample's CPU is spread over the points it overlaps, in
+    proportion to the overlap. Points outside the monitored window (the warmup) have none.
+    """
+    spans = [(point.t, point.t + point.duration_s) for point in result.series]
+    sums = [{"server": 0.0, "postgres": 0.0, "busy": 0.0} for _ in spans]
+    covered = [False for _ in spans]
+    begin = usage.started_monotonic - result.started_monotonic
+    for sample in usage.series:
+        end = sample["t_monotonic"] - result.started_monotonic
+        length = end - begin
+        for index, (low, high) in enumerate(spans):
+            overlap = min(end, high) - max(begin, low)
+            if length <= 0 or overlap <= 0:
+                continue
+            share = overlap / length
+            covered[index] = True
+            sums[index]["server"] += (sample["server_cpu_s"] or 0.0) * share
+            sums[index]["postgres"] += (sample["postgres_cpu_s"] or 0.0) * share
+            sums[index]["busy"] += sample["machine_busy_cpu_s"] * share
+        begin = end
     points = []
     for index, point in enumerate(result.series):
         data: dict[str, Any] = point.to_dict()
-        sums = cpu.get(index)
-        if sums is not None:
-            generator = data.get("generator_cpu_s") or 0.0
-            data["server_cpu_s"] = sums["server"]
-            data["postgres_cpu_s"] = sums["postgres"]
-            data["other_cpu_s"] = max(
-                0.0, sums["busy"] - sums["server"] - sums["postgres"] - generator
+        if covered[index]:
+            cpu = sums[index]
+            data["server_cpu_s"] = cpu["server"]
+            data["postgres_cpu_s"] = cpu["postgres"]
+            data["other_cpu_s"] = other_cpu_seconds(
+                cpu["busy"], cpu["server"], cpu["postgres"], point.generator_cpu_s
             )
         points.append(SeriesPoint.from_dict(data))
     return tuple(points)
@@ -102,5 +111,5 @@ def measured_cell(
         statements_per_request=statements / result.requests
         if statements is not None and result.requests
         else None,
-        series=merge_series(result, usage.series),
+        series=merge_series(result, usage),
     )

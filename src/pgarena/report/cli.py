@@ -47,9 +47,10 @@ def compare_command(
         str,
         typer.Option(
             "--correction",
-            help="Multiple-comparison correction: holm (family-wise) or bh (false discovery).",
+            help="Multiple-comparison correction: bh (Benjamini-Hochberg, the default) or holm "
+            "(stricter: family-wise error for every single call).",
         ),
-    ] = "holm",
+    ] = "bh",
     format: Annotated[str, typer.Option("--format", help="text, md or json.")] = "text",
 ) -> None:
     """Compare two result files cell by cell; exit 1 if NEW is significantly worse.
