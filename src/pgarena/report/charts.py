@@ -351,6 +351,46 @@ def memory_chart(figures: RunFigures) -> Chart | None:
     return Chart(name="memory", title=title, workload=None, figure=figure)
 
 
+def series_chart(figures: RunFigures, workload: str) -> Chart | None:
+    """Throughput and p99 over the time of one cell per stack (the workload's highest
+    concurrency, first finished repeat), the fixed warmup shaded: whether a cell settled is
+    seen here, not taken on trust."""
+    levels = figures.levels_of(workload)
+    cells = (
+        [figures.cell(stack, workload, levels[-1]) for stack in figures.stacks] if levels else []
+    )
+    runs = [(cell.stack, cell.repeats[0]) for cell in cells if cell and cell.repeats]
+    runs = [(stack, run) for stack, run in runs if run.series]
+    if not runs:
+        return None
+    title = f"{workload} at concurrency {levels[-1]}: throughput and p99 over time (first repeat)"
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=(WIDE_WIDTH, 3.4), layout="constrained")
+        rate_axes, p99_axes = figure.subplots(1, 2)
+        for stack, run in runs:
+            times = [point.t for point in run.series]
+            rates = [
+                point.rps(figures.plan.get("series_interval_s") or 0.1) for point in run.series
+            ]
+            color = stack_color(figures, stack)
+            rate_axes.plot(times, rates, label=stack, color=color, linewidth=1.2)
+            p99_axes.plot(times, [p.p99_ms for p in run.series], color=color, linewidth=1.2)
+            warmup_end = next((p.t for p in run.series if p.phase == "measure"), None)
+            if warmup_end is not None:
+                for axes in (rate_axes, p99_axes):
+                    axes.axvspan(0, warmup_end, color="#E5E5E5", zorder=0)
+        rate_axes.set_ylim(bottom=0)
+        rate_axes.set_ylabel("requests / s")
+        rate_axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+        p99_axes.set_yscale("log")
+        p99_axes.set_ylabel("p99 latency (ms)")
+        for axes in (rate_axes, p99_axes):
+            axes.set_xlabel("seconds since the cell's load started (warmup shaded)")
+        rate_axes.legend(loc="lower right", ncols=min(len(runs), 3))
+        figure.suptitle(title)
+    return Chart(name=f"series-{workload}", title=title, workload=workload, figure=figure)
+
+
 def build_charts(figures: RunFigures) -> list[Chart]:
     """Every chart the run's figures support, per workload first, then run-wide ones."""
     charts: list[Chart | None] = []
@@ -361,6 +401,7 @@ def build_charts(figures: RunFigures) -> list[Chart]:
             efficiency_chart(figures, workload),
             latency_chart(figures, workload),
             cpu_share_chart(figures, workload),
+            series_chart(figures, workload),
         ]
     charts.append(memory_chart(figures))
     return [chart for chart in charts if chart is not None]

@@ -28,7 +28,7 @@ from pgarena.report.tables import (
 )
 
 # Charts that read best across the page's full width.
-WIDE_CHARTS = ("latency-", "cpu-share-")
+WIDE_CHARTS = ("latency-", "cpu-share-", "series-")
 
 
 @dataclass(frozen=True)
