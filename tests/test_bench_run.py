@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from bench_known_server import KnownServer
+from helpers import start_pgarena
 
 from pgarena.bench.database import PreparedDatabase
 from pgarena.bench.plan import Plan
@@ -26,16 +25,15 @@ from pgarena.results.file import load_results, validate
 
 
 def pgarena(*args: str, database_url: str | None = None, **kwargs: object) -> subprocess.Popen:
-    environment = {k: v for k, v in os.environ.items() if "DATABASE_URL" not in k}
-    if database_url:
-        environment["DATABASE_URL"] = database_url
-    return subprocess.Popen(
-        [sys.executable, "-m", "pgarena", *args],
+    """`pgarena ARGS` in the background, text output piped, on `database_url` (None: the
+    embedded server, whatever this process's environment says)."""
+    return start_pgarena(
+        *args,
+        env={"DATABASE_URL": database_url},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

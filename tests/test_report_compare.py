@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from pgarena_cli import run_pgarena
+from helpers import run_pgarena
 
 from pgarena.database import create_database_if_missing
 from pgarena.database.urls import with_database
@@ -129,7 +129,9 @@ def test_text_and_markdown_formats_name_the_regression(sleep_50ms: Path, sleep_2
     text = run_pgarena("compare", sleep_50ms, sleep_200ms)
     assert text.returncode == 1
     assert "REGRESSION: worse" in text.stdout
-    assert "1 worse" in text.stdout
+    # By default throughput, p99 and errors are judged: a 4x longer wait costs the first
+    # two, and adds no errors.
+    assert "3 judgements (rps, p99, errors): 2 worse" in text.stdout
     markdown = run_pgarena("compare", sleep_50ms, sleep_200ms, "--format", "md")
     assert markdown.returncode == 1
     assert "| slow-db | async |" in markdown.stdout.replace("  ", " ")

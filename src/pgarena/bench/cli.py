@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pgarena.bench.plan import PRESETS, build_plan, format_duration
+from pgarena.bench.plan import build_plan, describe_presets
 from pgarena.bench.workloads import WORKLOADS
 from pgarena.errors import UserError
 
@@ -55,16 +55,6 @@ def parse_counts(text: str, option: str) -> list[int]:
     return counts
 
 
-def _preset_help() -> str:
-    stacks = available_stacks()
-    return " ".join(
-        f"{name}: ~{format_duration(plan.estimate_s())} with the {len(stacks)} stacks "
-        f"({len(plan.cells())} cells) - {preset.summary}."
-        for name, preset in PRESETS.items()
-        if (plan := build_plan(name, stacks))
-    )
-
-
 @dataclass(frozen=True)
 class RunOutcome:
     """Where a finished run's results are, and whether every SLO held."""
@@ -97,7 +87,7 @@ def run(
     ] = None,
     repeats: Annotated[int | None, typer.Option(min=1, help="Repeats of every cell.")] = None,
     warmup: Annotated[str | None, typer.Option(help="Load before measuring, not counted.")] = None,
-    preset: Annotated[str, typer.Option(help=_preset_help())] = "quick",
+    preset: Annotated[str, typer.Option(help=describe_presets(available_stacks()))] = "quick",
     workers: Annotated[int | None, typer.Option(min=1, help="Server worker processes.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Threads for sync endpoints.")] = None,
     pool_size: Annotated[int | None, typer.Option(min=1, help="Database pool per worker.")] = None,

@@ -285,3 +285,13 @@ def build_plan(
     if duration_s is None and requests is None and repeats is None:
         plan = fit_to_budget(plan, preset)
     return plan
+
+
+def describe_presets(stacks: list[str]) -> str:
+    """Every preset, its estimated time with these stacks and what it runs (for --help)."""
+    return " ".join(
+        f"{name}: ~{format_duration(plan.estimate_s())} with the {len(stacks)} stacks "
+        f"({len(plan.cells())} cells) - {preset.summary}."
+        for name, preset in PRESETS.items()
+        if (plan := build_plan(name, stacks))
+    )
