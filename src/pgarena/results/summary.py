@@ -12,15 +12,20 @@ How a cell's figures are made (issue: "verdicts from the first command"):
    means (batches grown until their means are not autocorrelated). Latency percentiles come
    from the steady intervals' merged HDR histograms, and requests per server CPU-second
    from the same intervals, so every figure of a cell describes the same seconds.
-3. Across repeats, each key's throughput combines the repeats' within-cell intervals with
-   the variation between repeats, moderated by the run-wide pooled variation between repeats
-   (`stats.combine_repeats`): a fresh server per repeat varies more than seconds within one.
+3. Across repeats, each key's figures combine the repeats' within-cell intervals with the
+   variation between repeats (`stats.combine_repeats`): a fresh server per repeat varies
+   more than seconds within one. Two or three repeats say little about that variation on
+   their own, so it is moderated towards the variation pooled over the cells of the same
+   workload. Per workload, because workloads live in different regimes: a slow-db cell
+   waits on the pool and repeats to within a few percent, a CPU-bound read workload swings
+   with every neighbour on a shared machine; pooling the two would give the first an
+   interval it does not need and the second one too narrow.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from pgarena.results.histograms import decode_histogram, latency_summary_ms, new_histogram
@@ -85,21 +90,34 @@ def finish_cell(cell: Cell, interval_s: float) -> Cell:
     )
 
 
+# The figures summarised across repeats, and how to read each from a measured cell.
+FIGURES: dict[str, Callable[[Cell], float | None]] = {
+    "rps": lambda cell: cell.rps,
+    "requests_per_server_cpu_s": lambda cell: cell.requests_per_server_cpu_s,
+    "latency_p50_ms": lambda cell: cell.latency_ms.get("p50"),
+    "latency_p99_ms": lambda cell: cell.latency_ms.get("p99"),
+}
+Pooled = dict[str, tuple[float, float] | None]
+
+
 def summarize_run(cells: Sequence[Cell]) -> list[Summary]:
     """One summary per cell key, in first-seen order."""
     groups = group_cells(cells)
-    throughputs = [
-        [cell.rps for cell in members if cell.measured and cell.rps is not None]
-        for members in groups.values()
-    ]
-    pooled = pooled_relative_variance(throughputs)
-    return [summarize_key(key, members, pooled) for key, members in groups.items()]
+    pooled: dict[str, Pooled] = {}
+    for workload in dict.fromkeys(key.workload for key in groups):
+        members = [cells for key, cells in groups.items() if key.workload == workload]
+        pooled[workload] = {
+            figure: pooled_relative_variance(
+                [_known(read(c) for c in cells if c.measured) for cells in members]
+            )
+            for figure, read in FIGURES.items()
+        }
+    return [summarize_key(key, members, pooled[key.workload]) for key, members in groups.items()]
 
 
-def summarize_key(
-    key: CellKey, members: Sequence[Cell], pooled: tuple[float, float] | None = None
-) -> Summary:
+def summarize_key(key: CellKey, members: Sequence[Cell], pooled: Pooled | None = None) -> Summary:
     """The repeats of one cell key, summarised (only measured repeats give figures)."""
+    pooled = pooled or {}
     measured = [cell for cell in members if cell.measured]
     efficiency = _known(c.requests_per_server_cpu_s for c in measured)
     errors: dict[str, int] = {}
@@ -113,10 +131,12 @@ def summarize_key(
         repeats=len(measured),
         failed=len(members) - len(measured),
         requests=requests,
-        rps=_throughput(measured, pooled),
-        requests_per_server_cpu_s=Estimate.from_values(efficiency) if efficiency else None,
-        latency_p50_ms=Estimate.from_values(_known(c.latency_ms.get("p50") for c in measured)),
-        latency_p99_ms=Estimate.from_values(_known(c.latency_ms.get("p99") for c in measured)),
+        rps=_throughput(measured, pooled.get("rps")),
+        requests_per_server_cpu_s=_combined(measured, "requests_per_server_cpu_s", pooled)
+        if efficiency
+        else None,
+        latency_p50_ms=_combined(measured, "latency_p50_ms", pooled),
+        latency_p99_ms=_combined(measured, "latency_p99_ms", pooled),
         error_rate=sum(errors.values()) / requests if requests else None,
         cpu_share={part: _mean(c.cpu_share.get(part) for c in measured) for part in CPU_PARTS},
         peak_rss_bytes=int(max(peaks)) if peaks else None,
@@ -150,6 +170,14 @@ def _throughput(measured: Sequence[Cell], pooled: tuple[float, float] | None) ->
         return Estimate.from_values([])
     variance, df = pooled if pooled is not None else (None, 0.0)
     return combine_repeats(within, pooled_relative_variance=variance, pooled_df=df)
+
+
+def _combined(measured: Sequence[Cell], figure: str, pooled: Pooled) -> Estimate:
+    """A figure with no within-cell interval: its repeats, moderated by the workload's pool."""
+    values = _known(FIGURES[figure](cell) for cell in measured)
+    variance, df = pooled.get(figure) or (None, 0.0)
+    repeats = [Estimate.from_values([value]) for value in values]
+    return combine_repeats(repeats, pooled_relative_variance=variance, pooled_df=df)
 
 
 def _cv(values: list[float]) -> float | None:
