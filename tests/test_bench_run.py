@@ -281,3 +281,75 @@ def test_unknown_server_is_a_one_line_error() -> None:
     assert stderr.strip().splitlines() == [
         "error: unknown server 'tornado'; choose from: uvicorn, gunicorn, granian"
     ]
+
+
+# The ORM stacks run each unit of work in a transaction: BEGIN and COMMIT (or ROLLBACK) around
+# the raw stacks' statements. Anything beyond that is an ORM inefficiency (a lazy load, an
+# extra refresh) that this test exists to catch.
+ORM_EXTRA_STATEMENTS_PER_REQUEST = 2
+
+
+@pytest.mark.slow
+def test_orm_stacks_issue_no_more_statements_than_their_raw_twins_plus_a_transaction(
+    database_url: str, tmp_path: Path
+) -> None:
+    stacks = ("sync", "sync-raw", "async", "async-raw")
+    plan = Plan(
+        stacks=stacks, workloads=(WORKLOADS["standard"],), concurrency=(2,), repeats=1,
+        duration_s=1.0, requests=None, warmup_s=0.3, rate=None, preset=None,
+    )  # fmt: skip
+    data = DataSizes()
+    seed_database(database_url, users=data.users, products=data.products, orders=data.orders)
+    database = PreparedDatabase(database_url, embedded=False, seed_seconds=0.0, data=data)
+    run = run_plan(RunConfig(plan, tmp_path, database=database)).run
+
+    per_request = {cell.key.stack: cell.statements_per_request for cell in run.cells}
+    sources = {cell.resources["statements_source"] for cell in run.cells}
+    assert sources == {"pg_stat_statements"}
+    for raw in ("sync-raw", "async-raw"):
+        assert per_request[raw] == pytest.approx(1.0, abs=0.05)  # one SELECT per request
+    for orm, raw in (("sync", "sync-raw"), ("async", "async-raw")):
+        extra = per_request[orm] - per_request[raw]
+        assert 0 <= extra <= ORM_EXTRA_STATEMENTS_PER_REQUEST + 0.05, per_request
+    summary = {s.key.stack: s.statements_per_request for s in run.summaries}
+    assert summary == pytest.approx(per_request)
+
+
+@pytest.mark.slow
+def test_slos_decide_the_exit_code_and_are_recorded(database_url: str, tmp_path: Path) -> None:
+    common = (
+        "run", "--stacks", "async", "--workloads", "json", "--concurrency", "2",
+        "--duration", "0.5s", "--warmup", "0.2s", "--repeats", "1",
+    )  # fmt: skip
+    failing = pgarena(*common, "--out", str(tmp_path / "a"), "--slo", "p99<0.001ms",
+                      database_url=database_url)  # fmt: skip
+    _, stderr = failing.communicate(timeout=120)
+    assert failing.returncode == 1, stderr
+    assert "SLO failed p99<0.001ms on async/json@2" in stderr
+    [result] = load_results(tmp_path / "a")["slo"]
+    assert result["passed"] is False and result["observed"] > 0.001
+    assert "Service-level objectives" in (tmp_path / "a" / "report.md").read_text()
+
+    passing = pgarena(*common, "--out", str(tmp_path / "b"), "--slo", "p99<60s",
+                      "--slo", "errors<1%", database_url=database_url)  # fmt: skip
+    _, stderr = passing.communicate(timeout=120)
+    assert passing.returncode == 0, stderr
+    assert [r["passed"] for r in load_results(tmp_path / "b")["slo"]] == [True, True]
+
+
+def test_a_malformed_slo_is_a_usage_error_before_any_work() -> None:
+    run = pgarena("run", "--slo", "p99 under 100ms")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2
+    assert stderr.startswith("error: invalid SLO 'p99 under 100ms'")
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_an_unwritable_output_directory_fails_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    run = pgarena("run", "--out", str(blocker / "results"), "--stacks", "async")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2, stderr
+    assert stderr.startswith("error: --out: cannot write results to")
+    assert "Traceback" not in stderr

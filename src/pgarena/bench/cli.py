@@ -133,7 +133,7 @@ def run(
     finished cell.
     """
     from pgarena.bench.display import RichReporter, console, print_summary
-    from pgarena.bench.runner import RunConfig, Target, run_plan
+    from pgarena.bench.runner import RunConfig, Target, check_writable, run_plan
     from pgarena.bench.servers import ServerOptions
     from pgarena.results.slo import parse_slo
     from pgarena.service.server import SERVERS
@@ -187,6 +187,7 @@ def run(
         timeout_s=parse_seconds(timeout, "--timeout"),
         slos=tuple(thresholds),
     )
+    check_writable(out_dir)
     console.print(f"[bold]pgarena run[/] - {plan.describe()}")
     # SIGTERM (a kill, a CI timeout) ends the run like Ctrl-C: finished cells are kept and
     # the file says "interrupted".

@@ -176,7 +176,7 @@ def run_plan(
     """
     reporter = reporter or SilentReporter()
     console = console or Console(stderr=True, quiet=True)
-    _check_writable(config.out_dir)
+    check_writable(config.out_dir)
     if not config.plan.start_servers or config.database is not None:
         return _run_on(config, reporter)
     with arena_database(console, config.data) as database:
@@ -197,7 +197,7 @@ def _run_on(config: RunConfig, reporter: Reporter) -> ResultWriter:
     return writer
 
 
-def _check_writable(out_dir: Path) -> None:
+def check_writable(out_dir: Path) -> None:
     """Fail before any work when the results cannot be written."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from pgarena.report.tables import (
     failure_table,
     latency_table,
     metadata_rows,
+    slo_table,
     throughput_table,
     warnings_of,
     workload_description,
@@ -96,6 +97,11 @@ def render_markdown(figures: RunFigures, *, charts: Sequence[tuple[str | None, s
     run_wide = [path for chart_workload, path in charts if chart_workload is None]
     if run_wide:
         out += ["", "## Memory", "", *[f"![{path}]({path})" for path in run_wide]]
+    slos = slo_table(figures)
+    if slos.rows:
+        failed = sum(not result["passed"] for result in figures.run.slo)
+        out += ["", "## Service-level objectives", ""]
+        out += [f"{failed} of {len(slos.rows)} checks failed.", "", markdown_table(slos)]
     failures = failure_table(figures)
     if failures.rows:
         out += ["", "## Failed measurements", "", markdown_table(failures)]

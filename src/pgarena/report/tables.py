@@ -148,6 +148,27 @@ def failure_table(figures: RunFigures) -> Table:
     return table
 
 
+def slo_table(figures: RunFigures) -> Table:
+    """One row per SLO and cell it was checked on: what was observed, and the verdict."""
+    table = Table(
+        header=["SLO", "Stack", "Workload", "Concurrency", "Observed", "Result"],
+        numeric=[False, False, False, True, True, False],
+    )
+    for result in figures.run.slo:
+        observed = result.get("observed")
+        table.rows.append(
+            [
+                Entry(str(result["slo"])),
+                Entry(str(result.get("stack"))),
+                Entry(str(result.get("workload"))),
+                Entry(str(result.get("concurrency")), result.get("concurrency")),
+                Entry(MISSING if observed is None else f"{observed:,.4g}", observed),
+                Entry("pass" if result["passed"] else f"FAIL {result.get('reason') or ''}".strip()),
+            ]
+        )
+    return table
+
+
 def _size(value: Any) -> str:
     if isinstance(value, int | float) and value >= 2**30:
         return f"{value / 2**30:.1f} GiB"
