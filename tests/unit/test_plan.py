@@ -19,11 +19,20 @@ def test_repeats_are_interleaved_so_every_stack_runs_before_the_next_repeat() ->
 
 
 def test_one_server_per_stack_runs_all_of_that_stacks_cells_in_a_row() -> None:
-    plan = build_plan("quick", ["a", "b"])
+    plan = build_plan("quick", ["a", "b"], server_lifetime="stack")
     cells = plan.cells()
     first_block = [cell.stack for cell in cells[: len(cells) // 4]]
     assert set(first_block) == {"a"}
     assert plan.server_starts() == 2 * plan.repeats
+
+
+def test_servers_alive_through_a_repeat_let_the_stacks_take_turns_cell_by_cell() -> None:
+    plan = build_plan("quick", ["a", "b", "c"])
+    assert plan.server_lifetime == "repeat"
+    cells = plan.cells()
+    assert [cell.stack for cell in cells[:6]] == ["a", "b", "c", "a", "b", "c"]
+    assert len({(c.workload.name, c.concurrency) for c in cells[:3]}) == 1
+    assert plan.server_starts() == 3 * plan.repeats
 
 
 def test_the_default_run_fits_in_five_minutes_with_two_repeats_on_every_stack() -> None:

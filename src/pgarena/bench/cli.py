@@ -99,7 +99,10 @@ def run(
     ] = None,
     server_lifetime: Annotated[
         str | None,
-        typer.Option(help="cell: a fresh server per cell; stack: one per stack and repeat."),
+        typer.Option(
+            help="cell: a fresh server per cell; stack: one per stack and repeat; repeat: "
+            "every stack's server alive through a repeat, the stacks taking turns cell by cell."
+        ),
     ] = None,
     slow_ms: Annotated[
         int, typer.Option(min=0, help="How long each slow-db request waits in PostgreSQL.")

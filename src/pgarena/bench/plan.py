@@ -17,7 +17,7 @@ DATABASE_SETUP_ESTIMATE_S = 10.0
 # Per cell: the generator hand-off, resource snapshots, writing the result file (measured
 # ~0.6 s on the loaded 2-core machine).
 CELL_OVERHEAD_S = 0.7
-SERVER_LIFETIMES = ("cell", "stack")
+SERVER_LIFETIMES = ("cell", "stack", "repeat")
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,14 @@ PRESETS: dict[str, Preset] = {
             "quick",
             "the main questions with a verdict on each, in about 4 minutes: sync vs async "
             "ORM, the drivers, ORM vs raw SQL, at low and high concurrency, on seed 004's "
-            "reads and on a slow database; 2 interleaved repeats of 3 s, one server per "
-            "stack and repeat",
+            "reads and on a slow database; 2 repeats; every stack's server alive through a "
+            "repeat, the stacks taking turns cell by cell so they meet the same machine",
             ("standard", "slow-db"),
             (10, 100),
             repeats=2,
             warmup_s=1.0,
             duration_s=3.0,
-            server_lifetime="stack",
+            server_lifetime="repeat",
             budget_s=240.0,
         ),
         Preset(
@@ -138,7 +138,7 @@ class Plan:
         """
         order: list[PlannedCell] = []
         for repeat in range(self.repeats):
-            if self.server_lifetime == "stack":
+            if self.server_lifetime == "stack":  # a server runs all of its stack's cells
                 for stack in self.stacks:
                     for workload in self.workloads:
                         for concurrency in self.concurrency:
@@ -154,7 +154,7 @@ class Plan:
         """How many servers the run starts."""
         if not self.start_servers:
             return 0
-        if self.server_lifetime == "stack":
+        if self.server_lifetime in ("stack", "repeat"):
             return self.repeats * len(self.stacks)
         return len(self.cells())
 

@@ -214,8 +214,9 @@ class _Arena:
         self.plan = config.plan
         self.reporter = reporter
         self.writer = writer
-        self.server: ServerProcess | None = None
-        self.server_block: tuple[int, str] | None = None
+        # The servers alive now, by stack, and the repeat they were started for.
+        self.servers: dict[str, ServerProcess] = {}
+        self.servers_repeat: int | None = None
         self.postgres_pid = (
             postmaster_pid(config.database_url) if config.database_url is not None else None
         )
@@ -229,29 +230,41 @@ class _Arena:
                     cell = self.writer.add_cell(self.run_cell(generator, index, planned))
                     self.reporter.cell_finished(index, len(cells), cell)
             finally:
-                self.stop_server()
+                self.stop_servers()
 
     # -- servers --
 
-    def stop_server(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-        self.server, self.server_block = None, None
+    def stop_servers(self, stack: str | None = None) -> None:
+        """Stop one stack's server, or every server."""
+        for name in [stack] if stack is not None else list(self.servers):
+            server = self.servers.pop(name, None)
+            if server is not None:
+                server.stop()
 
     def server_for(self, index: int, key: PlannedCell) -> tuple[ServerProcess, float | None]:
-        """A healthy server for this cell, and its start time if it was started for it."""
-        block = (key.repeat, key.stack)
-        reuse = self.plan.server_lifetime == "stack" and self.server_block == block
-        if reuse and self.server is not None and self.server.exit_code() is None:
-            return self.server, None
-        self.stop_server()
+        """A healthy server for this cell, and its start time if it was started for it.
+
+        "cell": a fresh server for every cell. "stack": one server at a time, kept for that
+        stack's cells of a repeat. "repeat": every stack's server kept alive through the
+        repeat, so the stacks can take turns cell by cell and the machine's drift between
+        two turns stays small.
+        """
+        lifetime = self.plan.server_lifetime
+        if lifetime == "cell" or self.servers_repeat != key.repeat:
+            self.stop_servers()
+        elif lifetime == "stack":
+            for stack in [name for name in self.servers if name != key.stack]:
+                self.stop_servers(stack)
+        self.servers_repeat = key.repeat
+        server = self.servers.get(key.stack)
+        if server is not None and server.exit_code() is None:
+            return server, None
+        self.stop_servers(key.stack)
         assert self.config.database_url is not None
         log = self.config.out_dir / "servers" / f"{index + 1:04d}-{key.stack}.log"
-        self.server = ServerProcess(
-            key.stack, self.config.database_url, self.config.server_options, log
-        )
-        self.server_block = block
-        return self.server, self.server.start_seconds
+        server = ServerProcess(key.stack, self.config.database_url, self.config.server_options, log)
+        self.servers[key.stack] = server
+        return server, server.start_seconds
 
     # -- one cell --
 
@@ -270,7 +283,7 @@ class _Arena:
                 target = self.config.target
                 host, port, prefix = target.host, target.port, target.path_prefix
         except ServerFailed as failure:
-            self.stop_server()
+            self.stop_servers(key.stack)
             return failed_cell(key, started_at, str(failure))
 
         job = LoadJob(
@@ -316,7 +329,7 @@ class _Arena:
                 # Cleanup after a failure must not hide the failure.
                 with contextlib.suppress(Exception):
                     monitor.stop()
-            self.stop_server()
+            self.stop_servers(key.stack)
             return failed_cell(key, started_at, f"load generator failed: {error}")
         if not usage:  # the window never opened or closed cleanly
             usage.append(monitor.stop())
@@ -327,7 +340,7 @@ class _Arena:
                 f"server exited with code {server.exit_code()} during the measurement: "
                 f"{server.last_log_line()}"
             )
-            self.stop_server()
+            self.stop_servers(key.stack)
         elif result.requests == 0:
             error = (
                 f"no answer at all in {result.duration_s:.1f} s: the server accepted "
@@ -338,7 +351,7 @@ class _Arena:
             error = f"no correct answer in {result.requests} requests ({kinds})"
         # A failed cell may leave a stuck or damaged server: never hand it the next cell.
         if self.plan.server_lifetime == "cell" or error:
-            self.stop_server()
+            self.stop_servers(key.stack)
         cell = measured_cell(key, started_at, result, usage[0], error)
         return replace(
             cell,

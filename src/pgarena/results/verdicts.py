@@ -1,6 +1,16 @@
 """Which stack is faster: every stack against the run's first, with the family of verdicts
 corrected for multiple comparisons.
 
+Repeats are paired. Repeat r of every stack ran on the machine as it was during repeat r
+(with `--server-lifetime repeat`, within seconds of each other), so the ratio of two stacks
+in one repeat is free of the machine's slow drift, which moves both. The interval of a
+ratio therefore comes from how much the per-repeat ratios vary (in log space), moderated
+towards that variation pooled over the workload's other comparisons, exactly as the
+summaries' intervals are. The ratio itself is the ratio of the summaries' means, so the
+tables' figures and their verdicts agree. Without paired repeats (one repeat, or repeats
+that failed on one side) the comparison falls back to the two summaries' own intervals
+(Fieller's ratio of two independent means).
+
 A run with six stacks, five workloads and two concurrency levels makes fifty comparisons;
 at 95% each, a couple would be called "faster" by chance alone, and the next run would call
 them differently. Holm's step-down correction keeps the chance of any false call in the
@@ -10,10 +20,15 @@ adjusted p-value is below 0.05. The intervals shown stay the plain 95% ones.
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pgarena.results.model import CellKey, Run
-from pgarena.results.stats import Comparison, Estimate, compare_estimates, holm
+from scipy import stats as scipy_stats
+
+from pgarena.results.model import CellKey, Run, Summary
+from pgarena.results.stats import Comparison, Estimate, Verdict, compare_estimates, holm
 
 ALPHA = 0.05
 
@@ -49,6 +64,74 @@ def _compare(base: Estimate | None, new: Estimate | None) -> Comparison | None:
     return compare_estimates(base, new, higher_is_better=True)
 
 
+LogRatios = list[float]
+
+
+def _log_ratios(run: Run, base: CellKey, new: CellKey, figure: str) -> LogRatios:
+    """log(new / base) of `figure` in every repeat both finished."""
+    base_values = {c.repeat: getattr(c, figure) for c in run.cells_of(base) if c.measured}
+    ratios = []
+    for cell in run.cells_of(new):
+        value, reference = getattr(cell, figure), base_values.get(cell.repeat)
+        if cell.measured and value and reference:
+            ratios.append(math.log(value / reference))
+    return ratios
+
+
+def _pooled(groups: Sequence[LogRatios]) -> tuple[float, float] | None:
+    """The variance of per-repeat log ratios around their own mean, pooled over groups."""
+    squares = sum(sum((x - statistics.fmean(g)) ** 2 for x in g) for g in groups if len(g) > 1)
+    df = sum(len(g) - 1 for g in groups if len(g) > 1)
+    return (squares / df, float(df)) if df else None
+
+
+def paired_comparison(
+    base: Estimate, new: Estimate, log_ratios: LogRatios, pooled: tuple[float, float] | None
+) -> Comparison | None:
+    """`new` against `base` from paired repeats: the ratio of means, with an interval from
+    the per-repeat log ratios' spread (moderated by `pooled`); None when it cannot pair."""
+    if base.mean is None or new.mean is None or base.mean <= 0 or new.mean <= 0:
+        return None
+    count = len(log_ratios)
+    variance = statistics.variance(log_ratios) if count > 1 else None
+    df = float(count - 1)
+    if pooled is not None:
+        prior, prior_df = pooled
+        variance = (prior_df * prior + df * (variance or 0.0)) / (prior_df + df)
+        df += prior_df
+    if count == 0 or variance is None or df <= 0:
+        return None
+    ratio = new.mean / base.mean
+    se = math.sqrt(variance / count)
+    if se == 0:
+        return Comparison(ratio, ratio, ratio, _verdict(ratio, ratio), base, new, df=df)
+    half = float(scipy_stats.t.ppf(0.975, df)) * se
+    low, high = ratio * math.exp(-half), ratio * math.exp(half)
+    statistic = math.log(ratio) / se
+    p_better = float(scipy_stats.t.sf(statistic, df))
+    p_worse = float(scipy_stats.t.cdf(statistic, df))
+    return Comparison(
+        ratio,
+        low,
+        high,
+        _verdict(low, high),
+        base,
+        new,
+        p_value=min(1.0, 2 * min(p_better, p_worse)),
+        p_worse=p_worse,
+        p_better=p_better,
+        df=df,
+    )
+
+
+def _verdict(low: float, high: float) -> Verdict:
+    return "faster" if low > 1 else "slower" if high < 1 else "within noise"
+
+
+# The figures a verdict is given on; a cell and a summary both carry them by these names.
+FIGURES = ("rps", "requests_per_server_cpu_s")
+
+
 def stack_comparisons(run: Run) -> list[StackComparison]:
     """Every stack against the run's first stack, per workload and concurrency, in the run's
     order, with Holm-corrected verdicts (each figure is its own family)."""
@@ -56,7 +139,7 @@ def stack_comparisons(run: Run) -> list[StackComparison]:
     if not stacks:
         return []
     base = stacks[0]
-    found: list[StackComparison] = []
+    pairs: list[tuple[Summary, Summary]] = []
     for workload in run.workloads:
         for level in run.concurrency:
             base_summary = run.summary(CellKey(base, workload, level))
@@ -64,22 +147,41 @@ def stack_comparisons(run: Run) -> list[StackComparison]:
                 continue
             for stack in stacks[1:]:
                 summary = run.summary(CellKey(stack, workload, level))
-                if summary is None:
-                    continue
-                found.append(
-                    StackComparison(
-                        base=base,
-                        key=summary.key,
-                        rps=_compare(base_summary.rps, summary.rps),
-                        requests_per_server_cpu_s=_compare(
-                            base_summary.requests_per_server_cpu_s,
-                            summary.requests_per_server_cpu_s,
-                        ),
-                    )
-                )
-    for figure in ("rps", "requests_per_server_cpu_s"):
-        found = _corrected(found, figure)
-    return found
+                if summary is not None:
+                    pairs.append((base_summary, summary))
+    results: dict[str, list[Comparison | None]] = {}
+    for figure in FIGURES:
+        ratios = [_log_ratios(run, old.key, new.key, figure) for old, new in pairs]
+        pooled = {
+            workload: _pooled(
+                [
+                    r
+                    for r, (old, _) in zip(ratios, pairs, strict=True)
+                    if old.key.workload == workload
+                ]
+            )
+            for workload in run.workloads
+        }
+        found = []
+        for (old, new), log_ratios in zip(pairs, ratios, strict=True):
+            before, after = getattr(old, figure), getattr(new, figure)
+            paired = None
+            if before is not None and after is not None:
+                paired = paired_comparison(before, after, log_ratios, pooled[old.key.workload])
+            found.append(paired or _compare(before, after))
+        results[figure] = found
+    comparisons = [
+        StackComparison(
+            base=base,
+            key=new.key,
+            rps=results["rps"][index],
+            requests_per_server_cpu_s=results["requests_per_server_cpu_s"][index],
+        )
+        for index, (_, new) in enumerate(pairs)
+    ]
+    for figure in FIGURES:
+        comparisons = _corrected(comparisons, figure)
+    return comparisons
 
 
 def _corrected(comparisons: list[StackComparison], figure: str) -> list[StackComparison]:
