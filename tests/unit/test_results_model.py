@@ -1,4 +1,4 @@
-"""The results model against the committed example run (a version-1 file): read, migrate,
+"""The results model against a committed real run of schema version 1: read, migrate,
 summarise, render and compare, with no PostgreSQL and no server."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pgarena.results.file import SCHEMA_VERSION, ResultWriter, load_results, loa
 from pgarena.results.model import Cell, CellKey, Run, SeriesPoint, group_cells
 from pgarena.results.summary import finish_cell, summarize_run
 
-GOLDEN = Path(__file__).parents[2] / "docs" / "example-run" / "results.json"
+GOLDEN = Path(__file__).parent / "data" / "results-v1.json"
 
 
 @pytest.fixture(scope="module")

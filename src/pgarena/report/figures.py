@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgarena.results.model import Cell, CellKey, Run, Summary
+from pgarena.results.model import Cell, CellKey, Keyed, Run, Summary
 from pgarena.results.stats import Estimate
 from pgarena.results.verdicts import StackComparison, stack_comparisons
 
@@ -20,7 +20,7 @@ CPU_PARTS = ("server", "postgres", "generator")
 
 
 @dataclass(frozen=True)
-class CellFigures:
+class CellFigures(Keyed):
     """One (stack, workload, concurrency): its stored summary and its repeats."""
 
     summary: Summary
@@ -28,24 +28,9 @@ class CellFigures:
     failures: list[Cell]  # the repeats that failed, with their reason
 
     @property
-    def key(self) -> CellKey:
+    def key(self) -> CellKey:  # type: ignore[override]
         """The cell key."""
         return self.summary.key
-
-    @property
-    def stack(self) -> str:
-        """The stack."""
-        return self.key.stack
-
-    @property
-    def workload(self) -> str:
-        """The workload."""
-        return self.key.workload
-
-    @property
-    def concurrency(self) -> int:
-        """The concurrency level."""
-        return self.key.concurrency
 
     @property
     def label(self) -> str:

@@ -52,6 +52,49 @@ class CellKey:
         """'async/db@50', for tables, warnings and log lines."""
         return f"{self.stack}/{self.workload}@{self.concurrency}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The key's fields, as every record that has a key begins."""
+        return {"stack": self.stack, "workload": self.workload, "concurrency": self.concurrency}
+
+
+class Keyed:
+    """A record about one cell key: its stack, workload and concurrency read as its own."""
+
+    key: CellKey
+
+    @property
+    def stack(self) -> str:
+        """The stack."""
+        return self.key.stack
+
+    @property
+    def workload(self) -> str:
+        """The workload."""
+        return self.key.workload
+
+    @property
+    def concurrency(self) -> int:
+        """The concurrency level."""
+        return self.key.concurrency
+
+
+def _json(value: Any) -> Any:
+    """A record's field as JSON: records by their `to_dict`, sequences and mappings as lists
+    and dicts, anything else as it is."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_json(item) for item in value]
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def _keyed_dict(record: Any) -> dict[str, Any]:
+    """The JSON shape of a record with a key: the key's fields first, then the others."""
+    fields = (name for name in record.__dataclass_fields__ if name != "key")
+    return {**record.key.to_dict(), **{name: _json(getattr(record, name)) for name in fields}}
+
 
 @dataclass(frozen=True)
 class SeriesPoint:
@@ -127,7 +170,7 @@ class Steady:
 
 
 @dataclass(frozen=True)
-class Cell:
+class Cell(Keyed):
     """One repeat of one cell, measured or failed.
 
     A failed cell has the same fields as a measured one; what could not be measured is None.
@@ -179,23 +222,7 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape: the key's fields first, then the figures."""
-        data: dict[str, Any] = {
-            "stack": self.key.stack,
-            "workload": self.key.workload,
-            "concurrency": self.key.concurrency,
-        }
-        for name in self.__dataclass_fields__:
-            if name == "key":
-                continue
-            value = getattr(self, name)
-            if name == "series":
-                value = [point.to_dict() for point in value]
-            elif name == "steady":
-                value = value.to_dict() if value is not None else None
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            data[name] = value
-        return data
+        return _keyed_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cell:
@@ -217,7 +244,7 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(Keyed):
     """One `CellKey` across its repeats: the figures every report shows.
 
     Each figure is an `Estimate` (mean, standard error, degrees of freedom, 95% interval);
@@ -242,24 +269,8 @@ class Summary:
     _ESTIMATES = ("rps", "requests_per_server_cpu_s", "latency_p50_ms", "latency_p99_ms")
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape."""
-        data: dict[str, Any] = {
-            "stack": self.key.stack,
-            "workload": self.key.workload,
-            "concurrency": self.key.concurrency,
-        }
-        for name in self.__dataclass_fields__:
-            if name == "key":
-                continue
-            value = getattr(self, name)
-            if name in self._ESTIMATES:
-                value = value.to_dict() if value is not None else None
-            elif name == "warnings":
-                value = [warning.to_dict() for warning in value]
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            data[name] = value
-        return data
+        """The JSON shape: the key's fields first, then the figures."""
+        return _keyed_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Summary:

@@ -27,35 +27,20 @@ from dataclasses import dataclass, replace
 
 from scipy import stats as scipy_stats
 
-from pgarena.results.model import CellKey, Run, Summary
+from pgarena.results.model import CellKey, Keyed, Run, Summary
 from pgarena.results.stats import Comparison, Estimate, Verdict, compare_estimates, holm
 
 ALPHA = 0.05
 
 
 @dataclass(frozen=True)
-class StackComparison:
+class StackComparison(Keyed):
     """One stack against the base stack, on one workload and concurrency."""
 
     base: str
     key: CellKey
     rps: Comparison | None
     requests_per_server_cpu_s: Comparison | None
-
-    @property
-    def stack(self) -> str:
-        """The stack compared with the base."""
-        return self.key.stack
-
-    @property
-    def workload(self) -> str:
-        """The workload both ran."""
-        return self.key.workload
-
-    @property
-    def concurrency(self) -> int:
-        """The concurrency both ran at."""
-        return self.key.concurrency
 
 
 def _compare(base: Estimate | None, new: Estimate | None) -> Comparison | None:
