@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from pgarena.bench.cli import parse_counts, parse_names, parse_seconds
 from pgarena.bench.plan import PRESETS, build_plan
 from pgarena.errors import UserError
+from pgarena.results.file import SCHEMA_VERSION, validate
+from pgarena.results.model import Run
+
+GOLDEN = Path(__file__).parent / "data" / "results-v1.json"
 
 SIX = ["sync", "async", "sync-psycopg3", "async-psycopg3", "async-raw", "sync-raw"]
 
@@ -91,3 +98,12 @@ def test_the_plan_in_the_result_file_records_the_series_interval() -> None:
     plan = build_plan("quick", SIX).to_dict()
     assert plan["series_interval_s"] > 0
     assert plan["repeats"] == 2 and plan["preset"] == "quick"
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_presets_plan_is_valid_in_a_result_file(preset: str) -> None:
+    run = Run(SCHEMA_VERSION, "running", "2026-01-01T00:00:00Z", None, {}, {})
+    document = run.to_dict()
+    document["plan"] = build_plan(preset, SIX).to_dict()
+    document["metadata"] = json.loads(GOLDEN.read_text())["metadata"]
+    validate(document)
