@@ -365,7 +365,7 @@ def series_chart(figures: RunFigures, workload: str) -> Chart | None:
         return None
     title = f"{workload} at concurrency {levels[-1]}: throughput and p99 over time (first repeat)"
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(WIDE_WIDTH, 3.4), layout="constrained")
+        figure = Figure(figsize=(WIDE_WIDTH, 3.8), layout="constrained")
         rate_axes, p99_axes = figure.subplots(1, 2)
         for stack, run in runs:
             times = [point.t for point in run.series]
@@ -386,8 +386,8 @@ def series_chart(figures: RunFigures, workload: str) -> Chart | None:
         p99_axes.set_ylabel("p99 latency (ms)")
         for axes in (rate_axes, p99_axes):
             axes.set_xlabel("seconds since the cell's load started (warmup shaded)")
-        rate_axes.legend(loc="lower right", ncols=min(len(runs), 3))
         figure.suptitle(title)
+        figure.legend(loc="outside lower center", ncols=len(runs), frameon=False)
     return Chart(name=f"series-{workload}", title=title, workload=workload, figure=figure)
 
 
