@@ -84,6 +84,7 @@ def render_markdown(figures: RunFigures, *, charts: Sequence[tuple[str | None, s
         out += [
             "",
             "Latency (lower is better), requests per server CPU-second (higher is better), "
+            "statements PostgreSQL ran per request, "
             "peak server memory and share of the machine's CPU:",
             "",
             markdown_table(latency_table(figures, workload)),

@@ -17,6 +17,7 @@ from pgarena.report.formatting import (
     diff_percent,
     mean_with_interval,
     mebibytes,
+    number,
     percent,
     seconds,
     verdict,
@@ -94,7 +95,8 @@ def cpu_share_text(cell: CellFigures) -> str:
 
 
 def latency_table(figures: RunFigures, workload: str) -> Table:
-    """p50/p99 latency, requests per server CPU-second, memory and CPU share per cell."""
+    """p50/p99 latency, requests per server CPU-second, statements per request (ORM and raw
+    stacks side by side), memory and CPU share per cell."""
     table = Table(
         header=[
             "Concurrency",
@@ -102,13 +104,15 @@ def latency_table(figures: RunFigures, workload: str) -> Table:
             "p50 (ms)",
             "p99 (ms)",
             "req / server CPU-s",
+            "Statements / req",
             "Peak RSS (MiB)",
             "CPU server / PG / generator",
         ],
-        numeric=[True, False, True, True, True, True, True],
+        numeric=[True, False, True, True, True, True, True, True],
     )
     for cell in figures.cells_of(workload):
         share = cell.cpu_share or {}
+        statements = cell.summary.statements_per_request
         table.rows.append(
             [
                 Entry(str(cell.concurrency), cell.concurrency),
@@ -116,6 +120,7 @@ def latency_table(figures: RunFigures, workload: str) -> Table:
                 _figure(cell.latency_p50_ms),
                 _figure(cell.latency_p99_ms),
                 _figure(cell.requests_per_server_cpu_s),
+                Entry(number(statements), statements),
                 Entry(mebibytes(cell.peak_rss_bytes), cell.peak_rss_bytes),
                 Entry(cpu_share_text(cell), share.get("server")),
             ]
