@@ -15,7 +15,12 @@ import typer
 def report_command(
     results: Annotated[Path, typer.Argument(help="A result file (results.json) or its directory.")],
     format: Annotated[
-        str, typer.Option("--format", help="Comma-separated: md, html, png.")
+        str,
+        typer.Option(
+            "--format",
+            help="Comma-separated: md, html, png; csv (cells.csv, summary.csv), "
+            "jsonl (series.jsonl, the per-interval time series); or all.",
+        ),
     ] = "md,html,png",
     out: Annotated[
         Path | None,
