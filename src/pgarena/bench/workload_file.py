@@ -203,9 +203,6 @@ def _request(
         for placeholder in FIELD.findall(text):
             if placeholder not in known:
                 raise fail(f"unknown placeholder {{{placeholder}}} (known: {_known(known)})")
-    content_json = "json" in table and not any(k.lower() == "content-type" for k in headers)
-    if content_json:
-        headers = {**headers, "Content-Type": "application/json"}
     step = Step(
         method,
         path,
