@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import ssl
 
 import pytest
 
@@ -12,7 +13,10 @@ from pgarena.bench.loadgen.http import (
     ResponseReader,
     captured_id,
     compile_scenario,
+    host_header,
+    json_capture,
     placeholder_values,
+    tls_context,
 )
 from pgarena.bench.workloads import DataSizes, Step
 
@@ -250,3 +254,71 @@ def test_an_unknown_placeholder_is_refused_when_the_scenario_is_compiled(
 ) -> None:
     with pytest.raises(ValueError, match="unknown placeholder"):
         render(*steps)
+
+
+# --- what workload files add: headers, captures, Host, TLS ----------------------------------
+
+
+def test_headers_and_captured_values_are_rendered_escaped_where_they_go() -> None:
+    create = Step(
+        "POST",
+        "/carts/{cart}/items",
+        '{"note": "for {who}"}',
+        headers=(("Authorization", "Bearer {token}"), ("X-Api-Key", "k")),
+        json_body=True,
+    )
+    captured = {"cart": "a b/c", "who": 'say "hi"', "token": "t0k"}
+
+    (request,) = compile_scenario([create], "h", "", {}, known=captured)
+    head, body = request.build(captured).split(b"\r\n\r\n")
+
+    assert head.split(b"\r\n") == [
+        b"POST /carts/a%20b%2Fc/items HTTP/1.1",
+        b"Host: h",
+        b"Authorization: Bearer t0k",
+        b"X-Api-Key: k",
+        b"Content-Type: application/json",
+        b"Content-Length: %d" % len(body),
+    ]
+    assert body == b'{"note": "for say \\"hi\\""}'
+
+
+def test_a_steps_own_host_and_content_type_replace_the_defaults() -> None:
+    step = Step(
+        "PUT", "/x", "a=1", headers=(("host", "api.example.com"), ("Content-Type", "text/plain"))
+    )
+
+    (request,) = compile_scenario([step], "127.0.0.1:8000", "", {})
+
+    assert request.build({}) == (
+        b"PUT /x HTTP/1.1\r\nhost: api.example.com\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 3\r\n\r\na=1"
+    )
+
+
+def test_captures_follow_dotted_paths_and_a_missing_value_is_a_body_error() -> None:
+    body = b'{"data": {"id": 7, "tags": ["a", "b"], "owner": {"name": "ann"}}, "ok": true}'
+    paths = (("id", "data.id"), ("tag", "data.tags.1"), ("who", "data.owner.name"), ("ok", "ok"))
+
+    assert json_capture(body, paths) == {"id": "7", "tag": "b", "who": "ann", "ok": "true"}
+    assert json_capture(body, (("x", "data.missing"),)) is None
+    assert json_capture(b"<html>", (("x", "id"),)) is None
+
+    (request,) = compile_scenario([Step("POST", "/x", captures=paths[:1])], "h", "", {})
+    assert request.check(200, body) == {"id": "7"}
+    assert request.check(200, b'{"id": 7}') == "body"
+    assert request.check(500, body) == "status_500"
+
+
+def test_the_host_header_leaves_out_the_schemes_default_port() -> None:
+    assert host_header("api.example.com", 443, tls=True) == "api.example.com"
+    assert host_header("api.example.com", 80, tls=False) == "api.example.com"
+    assert host_header("api.example.com", 8443, tls=True) == "api.example.com:8443"
+    assert host_header("::1", 8000, tls=False) == "[::1]:8000"
+
+
+def test_https_verifies_certificates_and_host_names() -> None:
+    context = tls_context()
+
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -125,6 +125,13 @@ def run(
         bool, typer.Option(help="With --target: allow workloads that write.")
     ] = False,
     generators: Annotated[int, typer.Option(min=1, help="Load generator processes.")] = 1,
+    workload_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A TOML workload file (README: 'Your own service and workload'); runs it "
+            "instead of --workloads, or beside the ones --workloads names."
+        ),
+    ] = None,
     timeout: Annotated[str, typer.Option(help="Per-request timeout.")] = "10s",
 ) -> RunOutcome:
     """Benchmark the stacks: every stack x workload x concurrency x repeat, one result file.
@@ -146,7 +153,7 @@ def run(
     thresholds = [parse_slo(text) for text in slo or []]
     known_stacks = available_stacks()
     stack_names = parse_names(stacks) if stacks else known_stacks
-    target_spec = Target.parse(target) if target else None
+    target_spec = Target.parse(target, https=True) if target else None
     if target_spec is None:
         for name in stack_names:
             if name not in known_stacks:
@@ -156,7 +163,8 @@ def run(
     plan = build_plan(
         preset,
         stack_names,
-        workloads=parse_names(workloads) if workloads else None,
+        # With only a workload file, "standard" holds its place until it is swapped in below.
+        workloads=parse_names(workloads) if workloads else ["standard"] if workload_file else None,
         concurrency=parse_counts(concurrency, "--concurrency") if concurrency else None,
         duration_s=parse_seconds(duration, "--duration") if duration else None,
         requests=requests,
@@ -167,6 +175,12 @@ def run(
         slow_ms=slow_ms,
         start_servers=target_spec is None,
     )
+    if workload_file is not None:
+        from pgarena.bench.workload_file import load_workload_file
+
+        own = load_workload_file(workload_file)
+        kept = plan.workloads if workloads else ()
+        plan = replace(plan, workloads=(*[w for w in kept if w.name != own.name], own))
     if target_spec is not None and not allow_writes:
         writing = [w.name for w in plan.workloads if w.writes]
         if writing:

@@ -63,20 +63,25 @@ class Target:
     port: int
     path_prefix: str
     url: str
+    tls: bool = False  # https: TLS by the standard library, certificate verified
 
     @classmethod
-    def parse(cls, url: str) -> Target:
-        """Accept http://host[:port][/prefix]; anything else is a user error."""
+    def parse(cls, url: str, https: bool = False) -> Target:
+        """Accept http://host[:port][/prefix] (and https:// when the caller can speak TLS:
+        `pgarena run` can, `calibrate`'s wrk comparison does not); else a user error."""
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise UserError(f"--target must be an http://host[:port] URL, got {url!r}")
+        schemes = ("http", "https") if https else ("http",)
+        if parts.scheme not in schemes or not parts.hostname:
+            expected = " or ".join(f"{scheme}://host[:port]" for scheme in schemes)
+            raise UserError(f"--target must be an {expected} URL, got {url!r}")
         if parts.query or parts.fragment:
             raise UserError("--target takes no query string or fragment")
+        tls = parts.scheme == "https"
         try:
-            port = parts.port or 80
+            port = parts.port or (443 if tls else 80)
         except ValueError:
             raise UserError(f"--target has an invalid port: {url!r}") from None
-        return cls(parts.hostname, port, parts.path.rstrip("/"), url.rstrip("/"))
+        return cls(parts.hostname, port, parts.path.rstrip("/"), url.rstrip("/"), tls)
 
 
 @dataclass
@@ -277,11 +282,12 @@ class _Arena:
                 self.reseed()
             if self.plan.start_servers:
                 server, server_start_s = self.server_for(index, key)
-                host, port, prefix = server.host, server.port, ""
+                host, port, prefix, tls = server.host, server.port, "", False
             else:
                 assert self.config.target is not None
                 target = self.config.target
                 host, port, prefix = target.host, target.port, target.path_prefix
+                tls = target.tls
         except ServerFailed as failure:
             self.stop_servers(key.stack)
             return failed_cell(key, started_at, str(failure))
@@ -300,6 +306,7 @@ class _Arena:
             series_interval_s=self.plan.series_interval_s,
             timeout_s=self.config.timeout_s,
             path_prefix=prefix,
+            tls=tls,
             seed=index,
         )
         monitor = ResourceMonitor(

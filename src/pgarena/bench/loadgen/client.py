@@ -13,18 +13,20 @@ import contextlib
 import gc
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 from pgarena.bench.loadgen.http import (
-    JSON_ID,
     Request,
     ResponseError,
     ResponseReader,
     compile_scenario,
+    host_header,
     placeholder_values,
+    tls_context,
 )
 from pgarena.bench.loadgen.job import (
     ERROR_KINDS,
@@ -34,7 +36,6 @@ from pgarena.bench.loadgen.job import (
     Progress,
 )
 from pgarena.bench.loadgen.series import SeriesRecorder
-from pgarena.bench.workloads import Step
 from pgarena.results.histograms import encode_histogram, histogram_from_latencies
 
 WARMUP, MEASURE, DONE = 0, 1, 2
@@ -51,9 +52,20 @@ class _Run:
         self.loop = asyncio.get_running_loop()
         self.rng = random.Random(job.seed)
         values = placeholder_values(job.data, job.slow_ms, self.rng)
-        host = f"{job.host}:{job.port}"
+        host = host_header(job.host, job.port, job.tls)
+        self.ssl = tls_context() if job.tls else None
+        # Sent once per connection slot before its scenarios; what it captures they use.
+        self.setup = compile_scenario(job.workload.setup, host, job.path_prefix, values)
+        setup_names = [name for step in job.workload.setup for name, _ in step.captures]
         self.scenarios = [
-            compile_scenario(scenario.steps, host, job.path_prefix, values)
+            compile_scenario(
+                scenario.steps,
+                host,
+                job.path_prefix,
+                values,
+                scenario.think_time_s,
+                known=setup_names,
+            )
             for scenario in job.workload.scenarios
         ]
         self.weights = [scenario.weight for scenario in job.workload.scenarios]
@@ -155,16 +167,9 @@ class _Run:
             self.warmup_requests += 1
             self.warmup_errors += 1
 
-    def count_answer(self, step: Step, status: int, body: bytes, latency_ns: int) -> bool:
-        """Check one answer and count it in the current phase; True when it was correct."""
-        body_ok = (step.expect_body is None or step.expect_body in body) and (
-            not step.capture_id or JSON_ID.search(body) is not None
-        )
-        if status != step.expect_status:
-            kind = f"status_{status}"
-        elif not body_ok:
-            kind = "body"
-        else:
+    def count_answer(self, error: str | None, latency_ns: int) -> bool:
+        """Count one checked answer in the current phase; True when it was correct."""
+        if error is None:
             if self.phase == MEASURE:
                 self.requests += 1
                 self.ok += 1
@@ -174,7 +179,7 @@ class _Run:
                 self.warmup_requests += 1
                 self.latencies.append(latency_ns // 1000)
             return True
-        self.count_error(kind)
+        self.count_error(error)
         return False
 
     def _maybe_finish(self) -> None:
@@ -251,6 +256,7 @@ class _Client(asyncio.Protocol):
         self.scenario: list[Request] = []
         self.step = 0
         self.captured: dict[str, str] = {}
+        self.setup_values: dict[str, str] | None = None  # None until the setup succeeded
         self.waiting = False  # a request is in flight
         self.sent = 0  # when it was sent, or due (open loop), perf_counter_ns
         self.timer: asyncio.TimerHandle | None = None
@@ -266,11 +272,12 @@ class _Client(asyncio.Protocol):
         run = self.run
         try:
             await asyncio.wait_for(
-                run.loop.create_connection(lambda: self, run.job.host, run.job.port),
+                run.loop.create_connection(lambda: self, run.job.host, run.job.port, ssl=run.ssl),
                 run.job.timeout_s,
             )
-        except (TimeoutError, OSError):
-            run.count_error("connect")
+        except (TimeoutError, OSError) as error:
+            # A failed handshake (no TLS there, an untrusted certificate) is its own kind.
+            run.count_error("tls" if isinstance(error, ssl.SSLError) else "connect")
             # A refused connect returns at once: wait a little instead of spinning.
             self.timer = run.loop.call_later(0.05, self.open)
 
@@ -286,6 +293,8 @@ class _Client(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = ResponseReader(self.on_answer)  # no state from the last connection
         self.step = len(self.scenario)  # a new connection starts a new scenario
+        if self.setup_values is None and self.run.setup:
+            self.scenario, self.step, self.captured = self.run.setup, 0, {}
         self.next()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -317,10 +326,16 @@ class _Client(asyncio.Protocol):
         run = self.run
         if self.stopped or self.transport is None:
             return
+        if self.setup_values is None and self.scenario is run.setup and self.step < len(run.setup):
+            if run.phase != DONE:
+                self.send()  # setup requests are not load: no claim, no schedule
+            return
         if self.step >= len(self.scenario):
+            if self.scenario is run.setup:
+                self.setup_values = self.captured
             self.scenario = run.pick()
             self.step = 0
-            self.captured = {}
+            self.captured = dict(self.setup_values or {})
         due = run.claim()
         if due is None:
             return
@@ -351,18 +366,27 @@ class _Client(asyncio.Protocol):
         if not self.waiting:  # nothing was asked: not an answer to count
             return
         self.waiting = False
-        step = self.scenario[self.step].step
-        if self.run.count_answer(step, status, body, time.perf_counter_ns() - self.sent):
-            if step.capture_id:
-                match = JSON_ID.search(body)
-                assert match is not None  # checked by count_answer
-                self.captured["id"] = match.group(1).decode()
-            self.step += 1
-        else:
+        request = self.scenario[self.step]
+        checked = request.check(status, body)
+        error = checked if isinstance(checked, str) else None
+        pause = request.think_s
+        if self.scenario is self.run.setup and self.setup_values is None:
+            # Setup answers are not measured; a failed one is an error and starts it over.
+            if error is not None:
+                self.run.count_error("setup")
+                self.step, self.captured, pause = 0, {}, 0.2
+        elif not self.run.count_answer(error, time.perf_counter_ns() - self.sent):
             self.step = len(self.scenario)  # a failed step abandons its scenario
+        if error is None:
+            self.captured.update(checked)  # type: ignore[arg-type]
+            self.step += 1
         if close:
             assert self.transport is not None
             self.transport.close()  # connection_lost re-opens
+            return
+        if pause:
+            # Think time: this client is idle, so its requests are partly open loop.
+            self.timer = self.run.loop.call_later(pause, self.next)
             return
         self.next()
 

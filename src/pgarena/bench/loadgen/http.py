@@ -12,16 +12,19 @@ body, one Python call per answer beyond llhttp's own callbacks.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
-from collections.abc import Callable, Sequence
+import ssl
+from collections.abc import Callable, Iterable, Sequence
 from random import Random
+from urllib.parse import quote
 
 import httptools
 
+from pgarena.bench.workload_file import FIELD
 from pgarena.bench.workloads import DataSizes, Step
 
-FIELD = re.compile(r"\{([a-z_]+)\}")
 JSON_ID = re.compile(rb'"id"\s*:\s*(\d+)')
 
 PROTOCOL_ERROR = "protocol"
@@ -81,62 +84,141 @@ def captured_id(body: bytes) -> str | None:
     return match.group(1).decode() if match is not None else None
 
 
+def json_capture(body: bytes, captures: Sequence[tuple[str, str]]) -> dict[str, str] | None:
+    """The values `captures` names ((placeholder, "data.id") pairs) in a JSON answer, as
+    text; None when the answer is not JSON or lacks one of them (a "body" error).
+
+    A path is keys and list indexes joined by dots; a string is taken as is, anything else
+    as its JSON text (5, true, null)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    values = {}
+    for name, path in captures:
+        value = document
+        for key in path.split("."):
+            if isinstance(value, dict) and key in value:
+                value = value[key]
+            elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                value = value[int(key)]
+            else:
+                return None
+        values[name] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of an https target: the standard library's defaults, which verify
+    the certificate and the host name against the system's CAs (or SSL_CERT_FILE's)."""
+    return ssl.create_default_context()
+
+
+def host_header(host: str, port: int, tls: bool) -> str:
+    """The Host header for a server: the port is left out when it is the scheme's default."""
+    name = f"[{host}]" if ":" in host else host
+    return name if port == (443 if tls else 80) else f"{name}:{port}"
+
+
 class Request:
     """A step compiled to bytes: rendered once when it has no placeholders."""
 
     def __init__(
-        self, step: Step, host: str, prefix: str, values: dict[str, Callable[[], str]]
+        self,
+        step: Step,
+        host: str,
+        prefix: str,
+        values: dict[str, Callable[[], str]],
+        think_s: float = 0.0,
     ) -> None:
         self.step = step
         self.values = values
-        path = prefix + step.path
-        self.head_template = f"{step.method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+        self.think_s = think_s  # the client's pause after this request's answer
+        self.path_template = prefix + step.path
+        names = {name.lower() for name, _ in step.headers}
+        lines = [] if "host" in names else [f"Host: {host}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in step.headers]
+        if step.body is not None and "content-type" not in names:
+            lines.append("Content-Type: application/json\r\n")
+        self.headers_template = "".join(lines)
         self.body_template = step.body
-        self.has_fields = bool(FIELD.search(path) or (step.body and FIELD.search(step.body)))
+        templates = (self.path_template, self.headers_template, step.body or "")
+        self.has_fields = any(FIELD.search(template) for template in templates)
         self.constant = None if self.has_fields else self._render({})
 
-    def _fill(self, template: str, captured: dict[str, str]) -> str:
+    def _fill(self, template: str, captured: dict[str, str], escape: Callable[[str], str]) -> str:
         def value(match: re.Match[str]) -> str:
             name = match.group(1)
             if name in captured:
-                return captured[name]
+                return escape(captured[name])
             return self.values[name]()
 
         return FIELD.sub(value, template)
 
     def _render(self, captured: dict[str, str]) -> bytes:
-        head = self._fill(self.head_template, captured) if self.has_fields else self.head_template
+        # Captured values come from answers: quoted in a path, escaped in a JSON string.
+        path = self._fill(self.path_template, captured, _quote)
+        headers = self._fill(self.headers_template, captured, str)
+        head = f"{self.step.method} {path} HTTP/1.1\r\n{headers}"
         if self.body_template is None:
             return (head + "\r\n").encode()
-        body = self._fill(self.body_template, captured).encode()
-        return (
-            head.encode()
-            + b"Content-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode()
-            + b"\r\n\r\n"
-            + body
-        )
+        escape = _json_escape if self.step.json_body else str
+        body = self._fill(self.body_template, captured, escape).encode()
+        return head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
     def build(self, captured: dict[str, str]) -> bytes:
         """The bytes to send, with `captured` ({"id": ...}) and fresh placeholder values."""
         return self.constant if self.constant is not None else self._render(captured)
 
+    def check(self, status: int, body: bytes) -> str | dict[str, str]:
+        """An answer's error kind, or the values it captures ({} when it captures none)."""
+        step = self.step
+        if status != step.expect_status:
+            return f"status_{status}"
+        if step.expect_body is not None and step.expect_body not in body:
+            return "body"
+        if step.capture_id:
+            value = captured_id(body)
+            return "body" if value is None else {"id": value}
+        if step.captures:
+            values = json_capture(body, step.captures)
+            return "body" if values is None else values
+        return _NOTHING
+
+
+_NOTHING: dict[str, str] = {}
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _json_escape(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)[1:-1]
+
 
 def compile_scenario(
-    steps: Sequence[Step], host: str, prefix: str, values: dict[str, Callable[[], str]]
+    steps: Sequence[Step],
+    host: str,
+    prefix: str,
+    values: dict[str, Callable[[], str]],
+    think_s: float = 0.0,
+    known: Iterable[str] = (),
 ) -> list[Request]:
     """The steps of a scenario as requests; an unknown placeholder is an error now, not a
-    failure inside the event loop later ({id} is known after a step that captures it)."""
-    known = set(values)
+    failure inside the event loop later (a captured name is known after the step that
+    captures it, and `known` names the values a setup captured)."""
+    names = set(values) | set(known)
     requests = []
     for step in steps:
-        fields = set(FIELD.findall(step.path + (step.body or "")))
-        if unknown := fields - known:
-            names = ", ".join(sorted(f"{{{name}}}" for name in unknown))
-            raise ValueError(f"{step.method} {step.path}: unknown placeholder {names}")
-        requests.append(Request(step, host, prefix, values))
+        text = step.path + (step.body or "") + "".join(value for _, value in step.headers)
+        if unknown := set(FIELD.findall(text)) - names:
+            listed = ", ".join(sorted(f"{{{name}}}" for name in unknown))
+            raise ValueError(f"{step.method} {step.path}: unknown placeholder {listed}")
+        requests.append(Request(step, host, prefix, values, think_s))
         if step.capture_id:
-            known.add("id")
+            names.add("id")
+        names.update(name for name, _ in step.captures)
     return requests
 
 

@@ -34,6 +34,7 @@ class LoadJob:
     slow_ms: int = 50
     timeout_s: float = 10.0
     path_prefix: str = ""
+    tls: bool = False  # https: TLS with the standard library's default verification
     seed: int = 0
     progress_interval_s: float = 0.5
     series_interval_s: float = 0.25  # length of one point of `LoadResult.series`

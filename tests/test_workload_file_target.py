@@ -1,0 +1,136 @@
+"""`pgarena run --target URL --workload-file FILE` against a FastAPI app that is not pgarena's.
+
+The app (tests/tiny_app.py) runs under uvicorn in a subprocess; the workload file logs
+nothing in but does what a user's file does: a setup request, a header and a JSON body, a
+value captured from one answer (a dotted path) and used in the next request's path.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import free_port, run_pgarena, stop, wait_until_healthy
+
+from pgarena.results.file import load_results
+
+TESTS = Path(__file__).parent
+
+WORKLOAD = """\
+name = "items"
+description = "create an item, read it back"
+
+[[setup]]
+method = "POST"
+path = "/items"
+headers = { X-Api-Key = "secret-key" }
+json = { name = "first", price = 1.5 }
+expect_status = 201
+capture = { first_id = "data.id" }
+
+[[scenario]]
+weight = 3
+
+[[scenario.request]]
+method = "POST"
+path = "/items"
+headers = { X-Api-Key = "secret-key" }
+json = { name = "item {unique}", price = 9.99 }
+expect_status = 201
+capture = { item_id = "data.id" }
+
+[[scenario.request]]
+path = "/items/{item_id}"
+expect_body = "item "
+
+[[scenario]]
+weight = 1
+think_time = "1ms"
+
+[[scenario.request]]
+path = "/items/{first_id}"
+expect_body = '"name":"first"'
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_app() -> Iterator[str]:
+    """tests/tiny_app.py under uvicorn on a free port; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tiny_app:app", "--app-dir", str(TESTS),
+         "--port", str(port), "--log-level", "warning"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(
+            process, lambda: httpx.get(f"{base_url}/health", timeout=1).status_code == 200, 30
+        )
+        yield base_url
+    finally:
+        stop(process)
+
+
+def run_file(target: str, text: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    workload = tmp_path / "items.toml"
+    workload.write_text(text)
+    return run_pgarena(
+        "run", "--target", target, "--workload-file", workload,
+        "--concurrency", "2", "--duration", "1s", "--warmup", "0.2s", "--repeats", "1",
+        "--out", tmp_path / "out", *extra,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_a_workload_file_measures_a_users_own_service(tiny_app: str, tmp_path: Path) -> None:
+    run = run_file(tiny_app, WORKLOAD, tmp_path, "--allow-writes")
+
+    assert run.returncode == 0, run.stderr
+    document = load_results(tmp_path / "out")
+    [cell] = document["cells"]
+    assert (cell["stack"], cell["workload"]) == ("target", "items")
+    assert cell["status"] == "ok"
+    assert cell["ok"] > 0
+    assert sum(cell["errors"].values()) == 0, cell["errors"]
+    assert (tmp_path / "out" / "report.md").is_file()
+    # The service saw what the file asked for: items it created and could read back.
+    assert httpx.get(f"{tiny_app}/items/1").json()["name"] == "first"
+
+
+def test_a_writing_file_needs_allow_writes_against_a_target(tiny_app: str, tmp_path: Path) -> None:
+    run = run_file(tiny_app, WORKLOAD, tmp_path)
+
+    assert run.returncode == 2
+    assert "items write to the target" in run.stderr and "--allow-writes" in run.stderr
+
+
+def test_a_malformed_file_is_a_one_line_error_naming_the_problem(
+    tiny_app: str, tmp_path: Path
+) -> None:
+    broken = WORKLOAD.replace('json = { name = "item', 'jsn = { name = "item')
+
+    run = run_file(tiny_app, broken, tmp_path, "--allow-writes")
+
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert 'items.toml: scenario 1, request 1 (line 15): unknown key "jsn"' in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_https_against_a_plain_http_service_fails_its_cell_with_tls_errors(
+    tiny_app: str, tmp_path: Path
+) -> None:
+    reads = 'name = "health"\n[[scenario]]\n[[scenario.request]]\npath = "/health"\n'
+
+    run = run_file(tiny_app.replace("http://", "https://"), reads, tmp_path)
+
+    document = load_results(tmp_path / "out")
+    [cell] = document["cells"]
+    assert cell["status"] == "failed", run.stderr
+    assert cell["ok"] == 0
+    assert cell["errors"]["tls"] > 0

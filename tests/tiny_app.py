@@ -1,0 +1,45 @@
+"""A small FastAPI app of the tests' own (not pgarena's service), for workload files.
+
+Two routes as a typical CRUD service has them: `POST /items` needs an API key header and a
+JSON body and answers the new item's id under "data"; `GET /items/{item_id}` reads it back.
+Run with `uvicorn tiny_app:app` from `tests/`.
+"""
+
+from __future__ import annotations
+
+from itertools import count
+
+from fastapi import FastAPI, Header, HTTPException
+from pydantic import BaseModel
+
+API_KEY = "secret-key"
+
+app = FastAPI()
+_items: dict[int, dict[str, object]] = {}
+_ids = count(1)
+
+
+class NewItem(BaseModel):
+    name: str
+    price: float
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/items", status_code=201)
+def create_item(item: NewItem, x_api_key: str | None = Header(default=None)) -> dict:
+    if x_api_key != API_KEY:
+        raise HTTPException(status_code=401, detail="missing or wrong X-Api-Key")
+    item_id = next(_ids)
+    _items[item_id] = {"id": item_id, "name": item.name, "price": item.price}
+    return {"data": {"id": item_id}}
+
+
+@app.get("/items/{item_id}")
+def read_item(item_id: int) -> dict[str, object]:
+    if item_id not in _items:
+        raise HTTPException(status_code=404, detail="no such item")
+    return _items[item_id]
