@@ -53,12 +53,14 @@ def ensure_database(settings: Settings) -> str:
     import psycopg
     from sqlalchemy.exc import SQLAlchemyError
 
-    from pgarena.database.embedded import EmbeddedPostgres
     from pgarena.database.migrations import current_revision, head_revision, upgrade
     from pgarena.database.urls import hide_password, redact, url_for
 
     check_database_url(settings)
     if settings.database_url is None:
+        # Imported only here: with DATABASE_URL set, the `embedded` extra is not needed.
+        from pgarena.database.embedded import EmbeddedPostgres
+
         server = EmbeddedPostgres(settings.data_dir)
         server_url: str | None = server.start()
         url = server.url(settings.database_name)

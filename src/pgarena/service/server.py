@@ -5,6 +5,8 @@ Three servers, chosen with `--server`:
   - `gunicorn` as process manager with uvicorn workers (the `uvicorn-worker` package: the
     `uvicorn.workers` module is deprecated);
   - `granian`, the Rust HTTP server, on its ASGI interface.
+uvicorn comes with every install; gunicorn and granian with the `servers` extra, and each
+server's package is imported only when that server runs.
 
 Every worker builds its own app through `app_from_environment` after it has been forked or
 spawned, so engines and pools are never shared between processes. With several workers,
@@ -15,6 +17,7 @@ directory and `/metrics` adds them up, whichever worker answers.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import shutil
 import socket
@@ -65,6 +68,30 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     }
 
 
+# The packages (pip name, top-level module) each server needs beyond the core install.
+SERVER_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "uvicorn": (),
+    "gunicorn": (("gunicorn", "gunicorn"), ("uvicorn-worker", "uvicorn_worker")),
+    "granian": (("granian", "granian"),),
+}
+
+
+def check_server(server: str) -> None:
+    """A one-line `UserError` unless `server` is known and its packages are installed."""
+    if server not in SERVERS:
+        raise UserError(f"unknown server {server!r}; choose one of: {', '.join(SERVERS)}")
+    missing = [name for name, module in SERVER_PACKAGES[server] if not _installed(module)]
+    if missing:
+        raise UserError(
+            f"server {server!r} needs {' and '.join(missing)}: pip install 'pgarena[servers]'"
+        )
+
+
+def _installed(module: str) -> bool:
+    """Whether a top-level module can be imported, found without importing it."""
+    return importlib.util.find_spec(module) is not None
+
+
 SERVER_DESCRIPTIONS: dict[str, str] = {
     "uvicorn": "uvicorn (uvloop, httptools)",
     "gunicorn": "gunicorn with uvicorn workers (uvloop, httptools)",
@@ -91,9 +118,9 @@ def describe(settings: Settings, server: str = "uvicorn") -> str:
 def serve(settings: Settings, server: str = "uvicorn") -> None:
     """Start PostgreSQL if needed, migrate, fill the TechEmpower tables if they are empty,
     and serve until interrupted."""
-    if server not in SERVERS:
-        raise UserError(f"unknown server {server!r}; choose one of: {', '.join(SERVERS)}")
+    check_server(server)
     stack = get_stack(settings.stack)
+    stack.check_installed()
     check_database_url(settings)
     check_port_free(settings.host, settings.port)
     settings = settings.model_copy(update={"database_url": ensure_database(settings)})

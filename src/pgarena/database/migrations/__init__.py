@@ -39,7 +39,7 @@ def head_revision() -> str:
 
 def current_revision(url: str) -> str | None:
     """The revision the database at `url` (any accepted spelling) is at; None if unmigrated."""
-    engine = create_engine(url_for(url, "psycopg2"), poolclass=pool.NullPool)
+    engine = create_engine(url_for(url, "psycopg"), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

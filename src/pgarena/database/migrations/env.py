@@ -1,7 +1,8 @@
 """Alembic environment for pgarena's schema (the models in `pgarena.database.models`).
 
 The database URL may be in any spelling pgarena accepts (`postgresql+asyncpg://...` included);
-it is converted for psycopg2, the driver Alembic runs on. Where it comes from, first match wins:
+it is converted for psycopg 3, the driver Alembic runs on (the one every install has: psycopg2
+is an extra). Where it comes from, first match wins:
 `alembic -x url=...`, the Python API (`pgarena.database.migrations.upgrade`), `sqlalchemy.url`
 in the ini file, then the `DATABASE_URL` environment variable.
 """
@@ -28,7 +29,7 @@ MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pgarena.migrations'))"
 
 
 def database_url() -> str:
-    """The configured URL, converted for psycopg2."""
+    """The configured URL, converted for psycopg 3."""
     url = (
         context.get_x_argument(as_dictionary=True).get("url")
         or config.attributes.get("database_url")
@@ -38,7 +39,7 @@ def database_url() -> str:
     if not url:
         raise SystemExit("no database URL: set DATABASE_URL or pass `-x url=postgresql://...`")
     try:
-        return url_for(url, "psycopg2")
+        return url_for(url, "psycopg")
     except ValueError as error:  # a one-line message (password redacted), not a traceback
         raise SystemExit(str(error)) from None
 

@@ -7,11 +7,16 @@ Each stack is one module in this package plus one line in `STACKS`. A module pro
     `interface.py`), and disposes of it when the app stops;
   - `UNAVAILABLE`: the exceptions that mean "the database cannot be reached" (answered 503).
 Several stacks can share a module: only their driver differs.
+
+A core install serves the asyncpg and psycopg 3 stacks; `sync` and `sync-raw` need an extra
+(`EXTRA_PACKAGES`), and `Stack.check_installed()` says which before anything starts. Nothing
+here imports a driver, so `pgarena stacks` lists all six on any install.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -42,10 +47,42 @@ class Stack:
         own pool (asyncpg and psycopg 3 both read it)."""
         return self.driver if self.access == "orm" else "libpq"
 
+    @property
+    def installed(self) -> bool:
+        """Whether the packages this stack needs are installed (found without importing)."""
+        package = EXTRA_PACKAGES.get(self.name)
+        return package is None or importlib.util.find_spec(package.module) is not None
+
+    def check_installed(self) -> None:
+        """A one-line `UserError` naming the extra to install, unless the stack can run.
+
+        Without it a missing psycopg2 surfaces only when SQLAlchemy creates the engine, as a
+        traceback from inside the server's lifespan, after PostgreSQL was started and migrated.
+        """
+        if not self.installed:
+            package = EXTRA_PACKAGES[self.name]
+            raise UserError(
+                f"stack {self.name!r} needs {package.name}: pip install 'pgarena[{package.extra}]'"
+            )
+
     def load(self) -> StackModule:
         """Import the stack's module; only the stack being served is ever imported."""
+        self.check_installed()
         return cast("StackModule", importlib.import_module(f"{__name__}.{self.module}"))
 
+
+@dataclass(frozen=True)
+class ExtraPackage:
+    name: str  # as pip knows it, for the message
+    module: str  # the top-level module the stack (or SQLAlchemy for it) imports
+    extra: str  # the pgarena extra that installs it
+
+
+# What a stack needs beyond the core install (asyncpg and psycopg 3, see pyproject.toml).
+EXTRA_PACKAGES: dict[str, ExtraPackage] = {
+    "sync": ExtraPackage("psycopg2", "psycopg2", "psycopg2"),
+    "sync-raw": ExtraPackage("psycopg-pool", "psycopg_pool", "psycopg"),
+}
 
 STACKS: dict[str, Stack] = {
     stack.name: stack
