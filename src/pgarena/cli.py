@@ -237,7 +237,7 @@ def describe_validation_error(error: ValidationError) -> str:
 def main() -> None:
     """Console entry point."""
     try:
-        app()
+        app(prog_name="pgarena")  # also under `python -m pgarena`
     except UserError as error:
         fail(str(error))
     except ValidationError as error:
