@@ -58,7 +58,7 @@ def test_start_and_stop_refuse_an_external_server(database_url: str, command: st
 def test_embedded_server_start_status_url_stop(embedded_data_dir: Path) -> None:
     data_dir = str(embedded_data_dir)
     before = pgarena_db("status", "--data-dir", data_dir)
-    assert before.returncode == 0 and "stopped" in before.stderr
+    assert before.returncode == 0 and "stopped" in before.stdout
 
     start = pgarena_db("start", "--data-dir", data_dir)
     try:

@@ -87,27 +87,15 @@ def serve(
     ] = "uvicorn",
     host: Annotated[
         str,
-        typer.Option(
-            metavar="ADDRESS",
-            envvar="PGARENA_HOST",
-            help="Address to listen on.",
-        ),
+        typer.Option(metavar="ADDRESS", envvar="PGARENA_HOST", help="Address to listen on."),
     ] = SERVER_DEFAULTS.host,
     port: Annotated[
         int,
-        typer.Option(
-            metavar="PORT",
-            envvar="PGARENA_PORT",
-            help="Port to listen on.",
-        ),
+        typer.Option(metavar="PORT", envvar="PGARENA_PORT", help="Port to listen on."),
     ] = SERVER_DEFAULTS.port,
     workers: Annotated[
         int,
-        typer.Option(
-            metavar="N",
-            envvar="PGARENA_WORKERS",
-            help="Worker processes.",
-        ),
+        typer.Option(metavar="N", envvar="PGARENA_WORKERS", help="Worker processes."),
     ] = SERVER_DEFAULTS.workers,
     threads: Annotated[
         int | None,
