@@ -61,7 +61,7 @@ def test_a_small_run_writes_a_valid_result_with_interleaved_repeats(
         "--duration", "1s", "--warmup", "0.5s", "--repeats", "2", "--out", str(out),
         database_url=database_url,
     )  # fmt: skip
-    _, stderr = run.communicate(timeout=180)
+    stdout, stderr = run.communicate(timeout=180)
 
     assert run.returncode == 0, stderr
     document = load_results(out / "results.json")  # validates against the JSON Schema
@@ -107,8 +107,8 @@ def test_a_small_run_writes_a_valid_result_with_interleaved_repeats(
     assert metadata["data"]["users"] > 0 and metadata["data"]["reset"]
     assert metadata["command_line"][1:3] == ["run", "--stacks"]
     assert document["plan"]["repeats"] == 2 and document["plan"]["mode"] == "closed"
-    # The final table names both stacks and the file.
-    assert "results:" in stderr and "sync" in stderr and "async" in stderr
+    # The final table, on stdout, names both stacks and the file.
+    assert "results:" in stdout and "sync" in stdout and "async" in stdout
 
 
 @pytest.mark.slow
@@ -221,7 +221,9 @@ def test_target_mode_measures_a_running_service_without_server_figures(
         )  # fmt: skip
         _, stderr = run.communicate(timeout=60)
 
-    assert run.returncode == 0, stderr
+    # Every cell fails (below), so the run exits 1 although its results are written.
+    assert run.returncode == 1, stderr
+    assert "every cell failed" in stderr
     document = load_results(tmp_path)
     assert document["metadata"]["target"] == f"http://127.0.0.1:{server.port}"
     assert document["metadata"]["postgres"] is None
@@ -323,9 +325,9 @@ def test_slos_decide_the_exit_code_and_are_recorded(database_url: str, tmp_path:
     )  # fmt: skip
     failing = pgarena(*common, "--out", str(tmp_path / "a"), "--slo", "p99<0.001ms",
                       database_url=database_url)  # fmt: skip
-    _, stderr = failing.communicate(timeout=120)
+    stdout, stderr = failing.communicate(timeout=120)
     assert failing.returncode == 1, stderr
-    assert "SLO failed p99<0.001ms on async/json@2" in stderr
+    assert "SLO failed p99<0.001ms on async/json@2" in stdout
     [result] = load_results(tmp_path / "a")["slo"]
     assert result["passed"] is False and result["observed"] > 0.001
     assert "Service-level objectives" in (tmp_path / "a" / "report.md").read_text()

@@ -30,7 +30,7 @@ def test_commands_work_on_database_url_in_asyncpg_spelling(database_url: str) ->
 
     status = pgarena_db("status", database_url=asyncpg_url)
     assert status.returncode == 0, status.stderr
-    assert "reachable, PostgreSQL 1" in status.stderr and "not managed by pgarena" in status.stderr
+    assert "reachable, PostgreSQL 1" in status.stdout and "not managed by pgarena" in status.stdout
 
     upgrade = pgarena_db("upgrade", database_url=asyncpg_url)
     assert upgrade.returncode == 0, upgrade.stderr
@@ -58,14 +58,14 @@ def test_start_and_stop_refuse_an_external_server(database_url: str, command: st
 def test_embedded_server_start_status_url_stop(embedded_data_dir: Path) -> None:
     data_dir = str(embedded_data_dir)
     before = pgarena_db("status", "--data-dir", data_dir)
-    assert before.returncode == 0 and "stopped" in before.stderr
+    assert before.returncode == 0 and "stopped" in before.stdout
 
     start = pgarena_db("start", "--data-dir", data_dir)
     try:
         assert start.returncode == 0, start.stderr
         assert "running in" in start.stderr
         status = pgarena_db("status", "--data-dir", data_dir)
-        assert "running" in status.stderr and "pid" in status.stderr
+        assert "running" in status.stdout and "pid" in status.stdout
 
         url = pgarena_db("url", "--data-dir", data_dir).stdout.strip()
         # What the README promises: psql "$(pgarena db url)".
@@ -78,7 +78,7 @@ def test_embedded_server_start_status_url_stop(embedded_data_dir: Path) -> None:
     finally:
         stop = pgarena_db("stop", "--data-dir", data_dir)
     assert stop.returncode == 0 and "stopped PostgreSQL" in stop.stderr
-    assert "stopped" in pgarena_db("status", "--data-dir", data_dir).stderr
+    assert "stopped" in pgarena_db("status", "--data-dir", data_dir).stdout
 
 
 @pytest.mark.parametrize(

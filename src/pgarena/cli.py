@@ -7,28 +7,59 @@ turns user mistakes into a one-line error with exit code 2 instead of a tracebac
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
+from pgarena import __version__
 from pgarena.bench import cli as bench_cli
-from pgarena.database.cli import db_app
+from pgarena.database.cli import DataDir, db_app
 from pgarena.errors import UserError
 from pgarena.report.cli import compare_command, report_command
 from pgarena.settings import Settings
+
+# The defaults the help shows are Settings' own; the environment variables are read by typer
+# (option > environment > default), and the value reaches Settings as an argument.
+SERVER_DEFAULTS = Settings.model_construct()
 
 app = typer.Typer(
     name="pgarena",
     help="A FastAPI service on every serious PostgreSQL stack, and an honest benchmark of them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # Inherited by every subcommand: `-h` as wrk, k6 and hyperfine users type it, and each
+    # option's default in its help.
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
 )
 app.add_typer(
     db_app, name="db", help="The PostgreSQL database: embedded server, migrations, seed data."
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pgarena {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def pgarena(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """A FastAPI service on every serious PostgreSQL stack, and an honest benchmark of them."""
 
 
 def _given(**options: object) -> dict[str, object]:
@@ -38,21 +69,66 @@ def _given(**options: object) -> dict[str, object]:
 
 @app.command()
 def serve(
-    stack: str = typer.Option(None, help="Which stack serves the API (see `pgarena stacks`)."),
-    server: str = typer.Option(
-        "uvicorn", help="ASGI server: uvicorn, gunicorn (uvicorn workers) or granian."
-    ),
-    host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]."),
-    port: int = typer.Option(None, help="Port to listen on [default: 8000]."),
-    workers: int = typer.Option(None, help="Worker processes [default: 1]."),
-    threads: int = typer.Option(
-        None, help="Threads running sync endpoints, per worker [default: pool size + overflow]."
-    ),
-    pool_size: int = typer.Option(None, help="Database pool size per worker [default: 10]."),
-    max_overflow: int = typer.Option(None, help="Extra connections beyond the pool [default: 10]."),
-    data_dir: Path = typer.Option(None, help="Embedded PostgreSQL data directory."),
+    stack: Annotated[
+        str,
+        typer.Option(
+            "--stack",
+            "-s",
+            metavar="NAME",
+            envvar="PGARENA_STACK",
+            help="Which stack serves the API (see `pgarena stacks`).",
+        ),
+    ] = SERVER_DEFAULTS.stack,
+    server: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME", help="ASGI server: uvicorn, gunicorn (uvicorn workers) or granian."
+        ),
+    ] = "uvicorn",
+    host: Annotated[
+        str,
+        typer.Option(metavar="ADDRESS", envvar="PGARENA_HOST", help="Address to listen on."),
+    ] = SERVER_DEFAULTS.host,
+    port: Annotated[
+        int,
+        typer.Option(metavar="PORT", envvar="PGARENA_PORT", help="Port to listen on."),
+    ] = SERVER_DEFAULTS.port,
+    workers: Annotated[
+        int,
+        typer.Option(metavar="N", envvar="PGARENA_WORKERS", help="Worker processes."),
+    ] = SERVER_DEFAULTS.workers,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            envvar="PGARENA_THREADS",
+            help="Threads running sync endpoints, per worker.",
+            show_default="pool size + overflow",
+        ),
+    ] = None,
+    pool_size: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            envvar="PGARENA_POOL_SIZE",
+            help="Database pool size per worker.",
+        ),
+    ] = SERVER_DEFAULTS.pool_size,
+    max_overflow: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            envvar="PGARENA_MAX_OVERFLOW",
+            help="Extra connections beyond the pool.",
+        ),
+    ] = SERVER_DEFAULTS.max_overflow,
+    data_dir: DataDir = None,
 ) -> None:
-    """Serve the reference API on one stack (embedded PostgreSQL unless DATABASE_URL is set)."""
+    """Serve the reference API on one stack.
+
+    PostgreSQL: the embedded server, unless DATABASE_URL (or PGARENA_DATABASE_URL) names one.
+    Each option falls back to its environment variable, then to its default.
+    """
     from pgarena.service.server import serve as run_server
 
     run_server(
@@ -85,26 +161,47 @@ def stacks() -> None:
 @app.command("run")
 @functools.wraps(bench_cli.run)
 def run(**options: object) -> None:
-    """Benchmark, then write the reports beside the result file; exit 1 if an SLO failed."""
+    """Benchmark, then write the reports beside the result file; exit 1 if an SLO failed or
+    every cell did."""
     outcome = bench_cli.run(**options)  # type: ignore[arg-type]
-    write_run_reports(outcome.results)
+    reports = write_run_reports(outcome)
+    if outcome.json_output:
+        from pgarena.bench.display import run_document
+
+        document = run_document(outcome.run, outcome.results, reports)
+        typer.echo(json.dumps(document, indent=1, allow_nan=False))
+    if outcome.all_failed:
+        typer.secho(
+            f"error: every cell failed ({len(outcome.run.cells)}); see {outcome.results}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise SystemExit(1)
     if outcome.slo_failed:
         raise SystemExit(1)
 
 
-def write_run_reports(results: Path) -> None:
-    """report.md, report.html and charts/*.png beside the result file, from it alone."""
-    from pgarena.bench.display import console
+def write_run_reports(outcome: bench_cli.RunOutcome) -> list[Path]:
+    """report.md, report.html and charts/*.png beside the result file, from it alone. Where
+    they are goes to stdout with the summary (stderr when stdout holds the JSON)."""
+    from rich.console import Console
+
+    from pgarena.bench.display import output
     from pgarena.report.build import write_reports
 
-    with console.status("writing reports"):
-        written = write_reports(results)
+    progress = Console(stderr=True, quiet=outcome.quiet)
+    shown = progress if outcome.json_output else output
+    with progress.status("writing reports"):
+        written = write_reports(outcome.results)
     charts = [path for path in written if path.suffix == ".png"]
     for path in written:
         if path.suffix != ".png":
-            console.print(f"report: {path}")
+            shown.print(f"report: {path}", soft_wrap=True, highlight=False)
     if charts:
-        console.print(f"charts: {charts[0].parent}/ ({len(charts)} PNG)")
+        shown.print(
+            f"charts: {charts[0].parent}/ ({len(charts)} PNG)", soft_wrap=True, highlight=False
+        )
+    return written
 
 
 app.command("calibrate")(bench_cli.calibrate)
@@ -128,7 +225,7 @@ def describe_validation_error(error: ValidationError) -> str:
 def main() -> None:
     """Console entry point."""
     try:
-        app()
+        app(prog_name="pgarena")  # also under `python -m pgarena`
     except UserError as error:
         fail(str(error))
     except ValidationError as error:

@@ -1,10 +1,16 @@
 """What `pgarena run` shows while it works and when it is done: a live progress line, one
-line per finished cell, and the summary table read from the run's stored summaries."""
+line per finished cell, and the summary table read from the run's stored summaries.
+
+Like any Unix tool, progress goes to stderr (`console`) and the result to stdout (`output`):
+`pgarena run > out.txt` keeps the summary and `pgarena run | tee` shows it once.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -15,17 +21,19 @@ from pgarena.bench.calibrate import TARGET_RATIO, Calibration
 from pgarena.bench.loadgen import Progress
 from pgarena.bench.plan import SERVER_START_ESTIMATE_S, Plan, PlannedCell, format_duration
 from pgarena.results.model import Cell, Run, Summary
-from pgarena.results.stats import Estimate
+from pgarena.results.stats import Comparison, Estimate
 from pgarena.results.verdicts import stack_comparisons
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress and warnings
+output = Console()  # the result: summary table, SLO lines, where the files are
 
 
 class RichReporter:
     """Progress: cell n of N, elapsed, ETA, and a live line with requests/s and p99."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, console: Console = console) -> None:
         self.plan = plan
+        self.console = console
         self.total = len(plan.cells())
         self.started = time.monotonic()
         self.cell_started_at = self.started
@@ -96,13 +104,13 @@ class RichReporter:
             spread = f" ± {_half_width(within):,.0f}" if _half_width(within) else ""
             p99 = cell.latency_ms.get("p99")
             errors = f"  [red]{cell.error_count} errors[/]" if cell.error_count else ""
-            console.print(
+            self.console.print(
                 f"  {label} {cell.rps:>9,.0f}{spread} req/s  p99 {p99 or 0:>8.1f} ms{errors}",
                 highlight=False,
             )
         else:
             self.failed += 1
-            console.print(f"  {label} [red]failed[/]: {cell.error}", highlight=False)
+            self.console.print(f"  {label} [red]failed[/]: {cell.error}", highlight=False)
         self.live_line = ""
         self._refresh()
 
@@ -126,7 +134,7 @@ def _shares(summary: Summary) -> str:
     return "/".join("-" if part is None else f"{part:.0%}" for part in parts)
 
 
-def print_summary(run: Run, path: Path) -> None:
+def print_summary(run: Run, path: Path, out: Console = output) -> None:
     """The final table (means ± 95% interval, and each stack's verdict against the first),
     its numbered warnings, and where the results are."""
     verdicts = {c.key: c for c in stack_comparisons(run)}
@@ -162,24 +170,25 @@ def print_summary(run: Run, path: Path) -> None:
             _shares(summary),
             ",".join(marks),
         )
-    console.print(table)
+    out.print(table)
     for warning, number in notes.items():
-        console.print(f"  [yellow]{number}[/] {warning}", highlight=False)
-    console.print(
+        out.print(f"  [yellow]{number}[/] {warning}", highlight=False)
+    out.print(
         "  verdicts: ratio of means, called only when its 95% interval excludes 1 and the call "
         "survives Holm's correction over the whole table"
     )
     failed = len(run.failed_cells)
     if failed:
-        console.print(f"[red]{failed} of {len(run.cells)} cells failed[/]")
-    print_slo(run)
-    console.print(f"results: {path}")
+        out.print(f"[red]{failed} of {len(run.cells)} cells failed[/]")
+    print_slo(run, out)
+    # soft_wrap: a path split over two lines cannot be copied or parsed.
+    out.print(f"results: {path}", soft_wrap=True, highlight=False)
     logs = path.parent / "servers"
     if logs.is_dir():
-        console.print(f"server logs: {logs}")
+        out.print(f"server logs: {logs}", soft_wrap=True, highlight=False)
 
 
-def print_slo(run: Run) -> None:
+def print_slo(run: Run, out: Console = output) -> None:
     """One line per SLO and cell that failed, and a count of those that passed."""
     if not run.slo:
         return
@@ -187,13 +196,52 @@ def print_slo(run: Run) -> None:
     for result in failed:
         observed = result.get("observed")
         seen = "not measured" if observed is None else f"observed {observed:,.4g}"
-        console.print(
+        out.print(
             f"[red]SLO failed[/] {result['slo']} on {result['stack']}/{result['workload']}"
             f"@{result['concurrency']}: {seen}",
             highlight=False,
         )
     passed = len(run.slo) - len(failed)
-    console.print(f"SLOs: {passed} of {len(run.slo)} checks passed")
+    out.print(f"SLOs: {passed} of {len(run.slo)} checks passed")
+
+
+def run_document(run: Run, path: Path, reports: list[Path] | None = None) -> dict[str, Any]:
+    """What `pgarena run --json` prints: the run's summaries, each stack's verdicts against
+    the first, the SLO results and where the files are, all read from the results model
+    (the same figures as the table, for scripts rather than eyes)."""
+    return {
+        "results": str(path),
+        "reports": [str(report) for report in reports or []],
+        "status": run.status,
+        "stacks": run.stacks,
+        "cells": len(run.cells),
+        "failed_cells": len(run.failed_cells),
+        "summary": [summary.to_dict() for summary in run.summaries],
+        "verdicts": [
+            {
+                **comparison.key.to_dict(),
+                "base": comparison.base,
+                "rps": _comparison(comparison.rps),
+                "requests_per_server_cpu_s": _comparison(comparison.requests_per_server_cpu_s),
+            }
+            for comparison in stack_comparisons(run)
+        ],
+        "slo": [dict(result) for result in run.slo],
+    }
+
+
+def _comparison(comparison: Comparison | None) -> dict[str, Any] | None:
+    if comparison is None:
+        return None
+    figures = {
+        "ratio": comparison.ratio,
+        "ci95_low": comparison.ci95_low,
+        "ci95_high": comparison.ci95_high,
+        "p_value": comparison.p_value,
+    }
+    # JSON has no NaN or infinity: a figure that is not a number is absent.
+    finite = {name: v if v is None or math.isfinite(v) else None for name, v in figures.items()}
+    return {**finite, "verdict": comparison.verdict}
 
 
 def _plan_order(run: Run) -> list[tuple[str, int, str]]:

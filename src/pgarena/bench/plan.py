@@ -250,15 +250,19 @@ def build_plan(
     server_lifetime: str | None = None,
     slow_ms: int = 50,
     start_servers: bool = True,
+    files: tuple[Workload, ...] = (),
 ) -> Plan:
     """The plan of a run: the preset's defaults, overridden by what the user gave.
 
-    A preset with a time budget is fitted to it only when the user left duration, requests
-    and repeats to the preset."""
+    `files` are workloads read from the user's workload files: they run instead of the
+    preset's workloads, or beside the ones `workloads` names. A preset with a time budget is
+    fitted to it only when the user left duration, requests and repeats to the preset."""
     if preset_name not in PRESETS:
         raise UserError(f"unknown preset {preset_name!r}; choose from: {', '.join(PRESETS)}")
     preset = PRESETS[preset_name]
-    chosen = resolve_workloads(workloads if workloads is not None else preset.workloads)
+    names = workloads if workloads is not None else () if files else preset.workloads
+    own = {workload.name for workload in files}
+    chosen = [w for w in resolve_workloads(names) if w.name not in own] + list(files)
     if not chosen:
         raise UserError("--workloads: no workload given")
     if duration_s is not None and requests is not None:

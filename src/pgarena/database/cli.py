@@ -1,7 +1,8 @@
 """`pgarena db ...`: manage the embedded PostgreSQL, migrate, seed.
 
 Every command honours `DATABASE_URL`: with it set, pgarena uses that server and never starts
-or stops it. Messages go to stderr, so `pgarena db url` prints nothing but the URL on stdout.
+or stops it. What a command answers goes to stdout (`db url`'s URL, `db status`'s state); what
+it did along the way goes to stderr, so `pgarena db url` prints nothing but the URL on stdout.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from pgarena.database import check_database_url, ensure_database
 from pgarena.errors import UserError
-from pgarena.settings import Settings
+from pgarena.settings import Settings, default_data_dir
 
 if TYPE_CHECKING:
     from pgarena.database.embedded import EmbeddedPostgres
@@ -27,14 +28,18 @@ db_app = typer.Typer(
     no_args_is_help=True,
     help="The PostgreSQL database: embedded server, migrations, seed data.",
 )
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False)  # what a command did
+answer = Console(highlight=False)  # what it answers
 
 DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
+        metavar="DIR",
         file_okay=False,
-        help="Embedded PostgreSQL data directory [default: PGARENA_DATA_DIR or the user cache].",
+        envvar="PGARENA_DATA_DIR",
+        help="Embedded PostgreSQL data directory.",
+        show_default=str(default_data_dir()),
     ),
 ]
 
@@ -101,7 +106,7 @@ def status(data_dir: DataDir = None) -> None:
             state = f"reachable, PostgreSQL {version}"
         except psycopg.Error as error:
             state = "not reachable: " + hide_password(str(error).strip().splitlines()[0], url)
-        console.print(
+        answer.print(
             f"external server from DATABASE_URL ({redact(url)}), not managed by pgarena: {state}",
             markup=False,
             soft_wrap=True,
@@ -119,7 +124,7 @@ def status(data_dir: DataDir = None) -> None:
     if state.running:
         table.add_row("pid", str(state.pid))
         table.add_row("server URL", str(state.url))
-    console.print(table)
+    answer.print(table)
 
 
 @db_app.command()
@@ -153,16 +158,21 @@ def upgrade(data_dir: DataDir = None) -> None:
 
 @db_app.command()
 def seed(
-    users: Annotated[int, typer.Option(min=0, help="Users to create.")] = 1000,
-    products: Annotated[int, typer.Option(min=0, help="Products to create.")] = 100,
-    orders: Annotated[int, typer.Option(min=0, help="Orders to create.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same rows.")] = 0,
+    # No `min=0`: its `[x>=0]` clutters the help, and seed_database refuses negative counts.
+    users: Annotated[int, typer.Option(metavar="N", help="Users to create.")] = 1000,
+    products: Annotated[int, typer.Option(metavar="N", help="Products to create.")] = 100,
+    orders: Annotated[int, typer.Option(metavar="N", help="Orders to create.")] = 1000,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="Random seed: the same seed gives the same rows.")
+    ] = 0,
     data_dir: DataDir = None,
 ) -> None:
     """Replace all rows with deterministic generated data (and the TechEmpower tables)."""
     from pgarena.database.seed import seed_database
     from pgarena.database.urls import redact
 
+    if min(users, products, orders) < 0:
+        raise UserError("--users, --products and --orders must be >= 0")
     database_url = ensure_database(_settings(data_dir))
     try:
         summary = seed_database(

@@ -24,7 +24,13 @@ def report_command(
     ] = "md,html,png",
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Where to write the reports (default: beside the result file)."),
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Where to write the reports.",
+            show_default="beside the result file",
+        ),
     ] = None,
 ) -> None:
     """Write report.md, report.html and charts/*.png from a result file (never re-measures)."""
@@ -41,6 +47,7 @@ def compare_command(
         str,
         typer.Option(
             "--threshold",
+            metavar="PERCENT",
             help="Only call a regression beyond this band, e.g. 5% (a bare 5 means 5%).",
         ),
     ] = "5%",
