@@ -12,32 +12,17 @@ import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.console import Console
 
-from pgarena.bench.options import (
-    at_least,
-    parse_counts,
-    parse_names,
-    parse_seconds,
-    positive_duration,
-    server_default,
-)
-from pgarena.bench.plan import build_plan, describe_presets
-from pgarena.bench.workloads import WORKLOADS
+from pgarena.bench import options as opt
+from pgarena.bench.options import available_stacks, parse_counts, parse_names, parse_seconds
+from pgarena.bench.plan import build_plan
 from pgarena.errors import UserError
 
 if TYPE_CHECKING:
     from pgarena.results.model import Run
-
-
-def available_stacks() -> list[str]:
-    """Every stack `pgarena serve` knows, in its order."""
-    from pgarena.service.stacks import STACKS
-
-    return list(STACKS)
 
 
 @dataclass(frozen=True)
@@ -61,210 +46,31 @@ class RunOutcome:
 
 
 def run(
-    stacks: Annotated[
-        str | None,
-        typer.Option(
-            "--stacks",
-            "-s",
-            metavar="NAME[,NAME...]",
-            help="Comma-separated stacks (see `pgarena stacks`).",
-            show_default="all",
-        ),
-    ] = None,
-    workloads: Annotated[
-        str | None,
-        typer.Option(
-            "--workloads",
-            "-w",
-            metavar="NAME[,NAME...]",
-            help="Comma-separated workloads or groups (advanced, queries, updates, techempower, "
-            f"all). Workloads: {', '.join(WORKLOADS)}.",
-            show_default="the preset's",
-        ),
-    ] = None,
-    concurrency: Annotated[
-        str | None,
-        typer.Option(
-            "--concurrency",
-            "-c",
-            metavar="N[,N...]",
-            help="Comma-separated connection counts, e.g. 1,10,100.",
-            show_default="the preset's",
-        ),
-    ] = None,
-    duration: Annotated[
-        str | None,
-        typer.Option(
-            "--duration",
-            "-d",
-            metavar="TIME",
-            help="Measured time per cell, e.g. 10s, 500ms, 2m.",
-            show_default="the preset's",
-        ),
-    ] = None,
-    requests: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            callback=at_least(1),
-            help="Measure this many requests per cell instead of a duration.",
-            show_default="none",
-        ),
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option(
-            metavar="RPS",
-            callback=at_least(0.001),
-            help="Open loop: requests per second due (latency from due time).",
-            show_default="closed loop",
-        ),
-    ] = None,
-    repeats: Annotated[
-        int | None,
-        typer.Option(
-            "--repeats",
-            "-r",
-            metavar="N",
-            callback=at_least(1),
-            help="Repeats of every cell.",
-            show_default="the preset's",
-        ),
-    ] = None,
-    warmup: Annotated[
-        str | None,
-        typer.Option(
-            metavar="TIME",
-            help="Load before measuring, not counted.",
-            show_default="the preset's",
-        ),
-    ] = None,
-    preset: Annotated[
-        str,
-        typer.Option("--preset", "-p", metavar="NAME", help=describe_presets(available_stacks())),
-    ] = "quick",
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            callback=at_least(1),
-            envvar="PGARENA_WORKERS",
-            help="Server worker processes.",
-            show_default=server_default("workers"),
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            callback=at_least(1),
-            envvar="PGARENA_THREADS",
-            help="Threads for sync endpoints.",
-            show_default="pool size + overflow",
-        ),
-    ] = None,
-    pool_size: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            callback=at_least(1),
-            envvar="PGARENA_POOL_SIZE",
-            help="Database pool per worker.",
-            show_default=server_default("pool_size"),
-        ),
-    ] = None,
-    max_overflow: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            callback=at_least(0),
-            envvar="PGARENA_MAX_OVERFLOW",
-            help="Connections beyond the pool.",
-            show_default=server_default("max_overflow"),
-        ),
-    ] = None,
-    server: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            help="ASGI server: uvicorn, gunicorn or granian.",
-            show_default="uvicorn",
-        ),
-    ] = None,
-    server_lifetime: Annotated[
-        str | None,
-        typer.Option(
-            metavar="cell|stack|repeat",
-            help="cell: a fresh server per cell; stack: one per stack and repeat; repeat: "
-            "every stack's server alive through a repeat, the stacks taking turns cell by cell.",
-            show_default="the preset's",
-        ),
-    ] = None,
-    slow_ms: Annotated[
-        int,
-        typer.Option(
-            metavar="MS",
-            callback=at_least(0),
-            help="How long each slow-db request waits in PostgreSQL.",
-        ),
-    ] = 50,
-    slo: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="SLO",
-            help="A threshold every cell must meet, k6-style: 'p99<100ms', 'errors<1%', "
-            "'rps>500', optionally scoped 'STACK:WORKLOAD:p99<20ms'. Repeatable; a failure "
-            "makes the run exit 1.",
-            show_default="none",
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            metavar="DIR",
-            help="Output directory.",
-            show_default="./arena-results/<UTC time>",
-        ),
-    ] = None,
-    target: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help="Measure a running service at this http:// URL.",
-            show_default="start pgarena's servers",
-        ),
-    ] = None,
-    allow_writes: Annotated[
-        bool, typer.Option(help="With --target: allow workloads that write.")
-    ] = False,
-    generators: Annotated[
-        int, typer.Option(metavar="N", callback=at_least(1), help="Load generator processes.")
-    ] = 1,
-    workload_file: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="FILE",
-            help="A TOML workload file (README: 'Your own service and workload'); runs it "
-            "instead of --workloads, or beside the ones --workloads names.",
-        ),
-    ] = None,
-    timeout: Annotated[
-        str, typer.Option(metavar="TIME", callback=positive_duration, help="Per-request timeout.")
-    ] = "10s",
-    quiet: Annotated[
-        bool,
-        typer.Option("--quiet", "-q", help="No progress on stderr; warnings and the result only."),
-    ] = False,
-    json_output: Annotated[
-        bool,
-        typer.Option(
-            "--json",
-            help="Print one JSON document on stdout (summaries, verdicts, SLO results) "
-            "instead of the table.",
-        ),
-    ] = False,
+    stacks: opt.Stacks = None,
+    workloads: opt.Workloads = None,
+    concurrency: opt.Concurrency = None,
+    duration: opt.Duration = None,
+    requests: opt.Requests = None,
+    rate: opt.Rate = None,
+    repeats: opt.Repeats = None,
+    warmup: opt.Warmup = None,
+    preset: opt.Preset = "quick",
+    workers: opt.Workers = None,
+    threads: opt.Threads = None,
+    pool_size: opt.PoolSize = None,
+    max_overflow: opt.MaxOverflow = None,
+    server: opt.Server = None,
+    server_lifetime: opt.ServerLifetime = None,
+    slow_ms: opt.SlowMs = 50,
+    slo: opt.Slo = None,
+    out: opt.Out = None,
+    target: opt.Target = None,
+    allow_writes: opt.AllowWrites = False,
+    generators: opt.Generators = 1,
+    workload_file: opt.WorkloadFile = None,
+    timeout: opt.Timeout = "10s",
+    quiet: opt.Quiet = False,
+    json_output: opt.JsonOutput = False,
 ) -> RunOutcome:
     """Benchmark the stacks: every stack x workload x concurrency x repeat, one result file.
 
@@ -364,39 +170,12 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 def calibrate(
-    stack: Annotated[
-        str, typer.Option("--stack", "-s", metavar="NAME", help="Stack of the server to load.")
-    ] = "async",
-    path: Annotated[str, typer.Option(help="Endpoint both tools request.")] = "/users/1",
-    concurrency: Annotated[
-        str,
-        typer.Option(
-            "--concurrency",
-            "-c",
-            metavar="N[,N...]",
-            help="Comma-separated connection counts (the presets' levels).",
-        ),
-    ] = "10,50,100",
-    duration: Annotated[
-        str,
-        typer.Option(
-            "--duration", "-d", metavar="TIME", help="Measured time per tool, level and round."
-        ),
-    ] = "4s",
-    rounds: Annotated[
-        int,
-        typer.Option(
-            metavar="N", callback=at_least(1), help="Rounds per level (medians compared)."
-        ),
-    ] = 3,
-    target: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help="Load a running service at this http:// URL instead.",
-            show_default="start a server",
-        ),
-    ] = None,
+    stack: opt.CalibrateStack = "async",
+    path: opt.CalibratePath = "/users/1",
+    concurrency: opt.CalibrateConcurrency = "10,50,100",
+    duration: opt.CalibrateDuration = "4s",
+    rounds: opt.CalibrateRounds = 3,
+    target: opt.CalibrateTarget = None,
 ) -> None:
     """Compare pgarena's load generator with wrk on the same endpoint and concurrency.
 

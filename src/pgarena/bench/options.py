@@ -1,20 +1,25 @@
-"""Option values of `pgarena run` and `pgarena calibrate`, parsed and checked while the
-command line is read: a bad value is a one-line error before any server or database starts.
+"""The options of `pgarena run` and `pgarena calibrate`: declared once here, parsed and
+checked while the command line is read, so that a bad value is a one-line error before any
+server or database starts. `cli.py` names them in its signatures.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
+from pgarena.bench.plan import describe_presets
+from pgarena.bench.workloads import WORKLOADS
 from pgarena.errors import UserError
 from pgarena.settings import Settings
 
 __all__ = [
     "at_least",
+    "available_stacks",
     "parse_counts",
     "parse_names",
     "parse_seconds",
@@ -79,3 +84,280 @@ def positive_duration(context: typer.Context, parameter: typer.CallbackParam, va
 def server_default(name: str) -> str:
     """The default `pgarena serve` uses for a setting, for the help text."""
     return str(Settings.model_fields[name].default)
+
+
+def available_stacks() -> list[str]:
+    """Every stack `pgarena serve` knows, in its order."""
+    from pgarena.service.stacks import STACKS
+
+    return list(STACKS)
+
+
+# --- `pgarena run` ---------------------------------------------------------------------------
+
+Stacks = Annotated[
+    str | None,
+    typer.Option(
+        "--stacks",
+        "-s",
+        metavar="NAME[,NAME...]",
+        help="Comma-separated stacks (see `pgarena stacks`).",
+        show_default="all",
+    ),
+]
+
+Workloads = Annotated[
+    str | None,
+    typer.Option(
+        "--workloads",
+        "-w",
+        metavar="NAME[,NAME...]",
+        help="Comma-separated workloads or groups (advanced, queries, updates, techempower, "
+        f"all). Workloads: {', '.join(WORKLOADS)}.",
+        show_default="the preset's",
+    ),
+]
+
+Concurrency = Annotated[
+    str | None,
+    typer.Option(
+        "--concurrency",
+        "-c",
+        metavar="N[,N...]",
+        help="Comma-separated connection counts, e.g. 1,10,100.",
+        show_default="the preset's",
+    ),
+]
+
+Duration = Annotated[
+    str | None,
+    typer.Option(
+        "--duration",
+        "-d",
+        metavar="TIME",
+        help="Measured time per cell, e.g. 10s, 500ms, 2m.",
+        show_default="the preset's",
+    ),
+]
+
+Requests = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        callback=at_least(1),
+        help="Measure this many requests per cell instead of a duration.",
+        show_default="none",
+    ),
+]
+
+Rate = Annotated[
+    float | None,
+    typer.Option(
+        metavar="RPS",
+        callback=at_least(0.001),
+        help="Open loop: requests per second due (latency from due time).",
+        show_default="closed loop",
+    ),
+]
+
+Repeats = Annotated[
+    int | None,
+    typer.Option(
+        "--repeats",
+        "-r",
+        metavar="N",
+        callback=at_least(1),
+        help="Repeats of every cell.",
+        show_default="the preset's",
+    ),
+]
+
+Warmup = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TIME",
+        help="Load before measuring, not counted.",
+        show_default="the preset's",
+    ),
+]
+
+Preset = Annotated[
+    str,
+    typer.Option("--preset", "-p", metavar="NAME", help=describe_presets(available_stacks())),
+]
+
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        callback=at_least(1),
+        envvar="PGARENA_WORKERS",
+        help="Server worker processes.",
+        show_default=server_default("workers"),
+    ),
+]
+
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        callback=at_least(1),
+        envvar="PGARENA_THREADS",
+        help="Threads for sync endpoints.",
+        show_default="pool size + overflow",
+    ),
+]
+
+PoolSize = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        callback=at_least(1),
+        envvar="PGARENA_POOL_SIZE",
+        help="Database pool per worker.",
+        show_default=server_default("pool_size"),
+    ),
+]
+
+MaxOverflow = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        callback=at_least(0),
+        envvar="PGARENA_MAX_OVERFLOW",
+        help="Connections beyond the pool.",
+        show_default=server_default("max_overflow"),
+    ),
+]
+
+Server = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help="ASGI server: uvicorn, gunicorn or granian.",
+        show_default="uvicorn",
+    ),
+]
+
+ServerLifetime = Annotated[
+    str | None,
+    typer.Option(
+        metavar="cell|stack|repeat",
+        help="cell: a fresh server per cell; stack: one per stack and repeat; repeat: "
+        "every stack's server alive through a repeat, the stacks taking turns cell by cell.",
+        show_default="the preset's",
+    ),
+]
+
+SlowMs = Annotated[
+    int,
+    typer.Option(
+        metavar="MS",
+        callback=at_least(0),
+        help="How long each slow-db request waits in PostgreSQL.",
+    ),
+]
+
+Slo = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="SLO",
+        help="A threshold every cell must meet, k6-style: 'p99<100ms', 'errors<1%', "
+        "'rps>500', optionally scoped 'STACK:WORKLOAD:p99<20ms'. Repeatable; a failure "
+        "makes the run exit 1.",
+        show_default="none",
+    ),
+]
+
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Output directory.",
+        show_default="./arena-results/<UTC time>",
+    ),
+]
+
+Target = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URL",
+        help="Measure a running service at this http:// or https:// URL.",
+        show_default="start pgarena's servers",
+    ),
+]
+
+AllowWrites = Annotated[bool, typer.Option(help="With --target: allow workloads that write.")]
+
+Generators = Annotated[
+    int, typer.Option(metavar="N", callback=at_least(1), help="Load generator processes.")
+]
+
+WorkloadFile = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="A TOML workload file (README: 'Your own service and workload'); runs it "
+        "instead of --workloads, or beside the ones --workloads names.",
+    ),
+]
+
+Timeout = Annotated[
+    str, typer.Option(metavar="TIME", callback=positive_duration, help="Per-request timeout.")
+]
+
+Quiet = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress on stderr; warnings and the result only."),
+]
+
+JsonOutput = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout (summaries, verdicts, SLO results) "
+        "instead of the table.",
+    ),
+]
+
+
+# --- `pgarena calibrate` ---------------------------------------------------------------------
+
+CalibrateStack = Annotated[
+    str, typer.Option("--stack", "-s", metavar="NAME", help="Stack of the server to load.")
+]
+
+CalibratePath = Annotated[str, typer.Option(help="Endpoint both tools request.")]
+
+CalibrateConcurrency = Annotated[
+    str,
+    typer.Option(
+        "--concurrency",
+        "-c",
+        metavar="N[,N...]",
+        help="Comma-separated connection counts (the presets' levels).",
+    ),
+]
+
+CalibrateDuration = Annotated[
+    str,
+    typer.Option(
+        "--duration", "-d", metavar="TIME", help="Measured time per tool, level and round."
+    ),
+]
+
+CalibrateRounds = Annotated[
+    int,
+    typer.Option(metavar="N", callback=at_least(1), help="Rounds per level (medians compared)."),
+]
+
+CalibrateTarget = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URL",
+        help="Load a running service at this http:// URL instead.",
+        show_default="start a server",
+    ),
+]
