@@ -1,0 +1,79 @@
+"""Paired verdicts between stacks: known repeats in, known ratios, intervals and calls out."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats as scipy_stats
+
+from pgarena.results.model import Cell, CellKey, Run
+from pgarena.results.stats import Estimate
+from pgarena.results.summary import summarize_run
+from pgarena.results.verdicts import paired_comparison, stack_comparisons
+
+
+def test_a_paired_interval_comes_from_the_per_repeat_log_ratios() -> None:
+    base, new = Estimate.from_values([100.0, 200.0]), Estimate.from_values([150.0, 290.0])
+    ratios = [math.log(1.5), math.log(1.45)]
+    result = paired_comparison(base, new, ratios, pooled=None)
+    assert result is not None
+    assert result.ratio == pytest.approx(440 / 300)  # the ratio of the means shown in tables
+    half = scipy_stats.t.ppf(0.975, 1) * abs(ratios[0] - ratios[1]) / math.sqrt(2) / math.sqrt(2)
+    assert result.ci95_low == pytest.approx(result.ratio * math.exp(-half))
+    assert result.ci95_high == pytest.approx(result.ratio * math.exp(half))
+    assert result.df == 1
+
+
+def test_pooling_borrows_degrees_of_freedom_from_the_workloads_other_comparisons() -> None:
+    base, new = Estimate.from_values([100.0, 200.0]), Estimate.from_values([150.0, 290.0])
+    ratios = [math.log(1.5), math.log(1.45)]
+    alone = paired_comparison(base, new, ratios, pooled=None)
+    pooled = paired_comparison(base, new, ratios, pooled=(0.0005, 20.0))
+    assert alone is not None and pooled is not None
+    assert pooled.df == 21
+    assert pooled.ci95_high - pooled.ci95_low < alone.ci95_high - alone.ci95_low
+    assert pooled.verdict == "faster"
+
+
+def test_no_pairs_and_no_pool_means_no_paired_interval() -> None:
+    base, new = Estimate.from_values([100.0]), Estimate.from_values([150.0])
+    assert paired_comparison(base, new, [math.log(1.5)], pooled=None) is None
+    assert paired_comparison(base, new, [], pooled=(0.01, 10.0)) is None
+
+
+def _run(values: dict[str, list[float]]) -> Run:
+    """A run of one workload whose stacks measured these throughputs, repeat by repeat."""
+    cells = tuple(
+        Cell(CellKey(stack, "db", 10), repeat, "ok", None, "2026-01-01T00:00:00Z", rps=rps)
+        for repeat in range(3)
+        for stack, series in values.items()
+        for rps in [series[repeat]]
+    )
+    plan = {"stacks": list(values), "workloads": ["db"]}
+    return Run(
+        2, "complete", "2026-01-01T00:00:00Z", None, {}, plan, cells, tuple(summarize_run(cells))
+    )
+
+
+def test_drift_that_moves_both_stacks_does_not_hide_a_steady_ratio() -> None:
+    # The machine's speed swings 2x between repeats; the second stack is 1.3x the first in
+    # every one of them. Unpaired, the swing would swamp the difference; paired, it cancels.
+    run = _run({"a": [500.0, 1000.0, 700.0], "b": [650.0, 1300.0, 910.0]})
+    [comparison] = stack_comparisons(run)
+    assert comparison.rps is not None
+    assert comparison.rps.ratio == pytest.approx(1.3)
+    assert comparison.rps.verdict == "faster"
+    assert comparison.rps.ci95_low == pytest.approx(1.3, rel=1e-6)  # no spread in the ratio
+
+
+def test_verdicts_are_holm_corrected_over_the_table() -> None:
+    # Five stacks each a little and noisily faster than the first: individually some would
+    # be called, but not after correcting for five comparisons.
+    noisy = {
+        "base": [100.0, 100.0, 100.0],
+        **{f"s{i}": [104.0 + i, 99.0, 108.0] for i in range(5)},
+    }
+    comparisons = stack_comparisons(_run(noisy))
+    assert len(comparisons) == 5
+    assert all(c.rps is not None and c.rps.verdict == "within noise" for c in comparisons)
