@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from pgarena import __version__
 from pgarena.bench import cli as bench_cli
+from pgarena.claims.cli import claims_command
 from pgarena.database.cli import DataDir, db_app
 from pgarena.errors import UserError
 from pgarena.report.cli import compare_command, report_command
@@ -207,6 +208,7 @@ def write_run_reports(outcome: bench_cli.RunOutcome) -> list[Path]:
 app.command("calibrate")(bench_cli.calibrate)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
+app.command("claims")(claims_command)
 
 
 def fail(message: str) -> None:

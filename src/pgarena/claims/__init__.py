@@ -1,0 +1,1 @@
+"""`pgarena claims`: the seed documents' performance claims, tested on this machine."""
