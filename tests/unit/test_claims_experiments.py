@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from pgarena.claims.catalogue import load_catalogue
-from pgarena.claims.cli import Outcome, experiment_points, point_name, render_table, select
+from pgarena.claims.experiments import (
+    Outcome,
+    experiment_points,
+    point_name,
+    render_table,
+    select,
+)
 from pgarena.errors import UserError
 
 CLAIMS = load_catalogue()
