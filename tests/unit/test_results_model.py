@@ -4,6 +4,7 @@ summarise, render and compare, with no PostgreSQL and no server."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -158,3 +159,27 @@ def test_metrics_parse_and_reject_unknown_names() -> None:
     assert parse_metrics("all") == ("rps", "p99", "errors")
     with pytest.raises(UserError, match="p95"):
         parse_metrics("rps,p95")
+
+
+def _autocorrelated_cell(repeat: int) -> Cell:
+    # A slow wave: neighbouring points are alike, so every batch size allowed stays correlated.
+    rates = [1000.0 + 200.0 * math.sin(2 * math.pi * i / 30) for i in range(45)]
+    cell = Cell(
+        CellKey("async", "db", 10),
+        repeat,
+        "ok",
+        None,
+        "2026-01-01T00:00:00Z",
+        series=_series(rates),
+    )
+    return finish_cell(cell, 0.1)
+
+
+def test_correlated_batches_are_flagged_only_where_they_set_the_interval() -> None:
+    one = _autocorrelated_cell(0)
+    assert one.steady is not None and not one.steady.batches.independent
+    [alone] = summarize_run([one])
+    assert "autocorrelated" in {w.kind for w in alone.warnings}
+    [repeated] = summarize_run([one, _autocorrelated_cell(1)])
+    assert "autocorrelated" not in {w.kind for w in repeated.warnings}
+    assert repeated.rps.method in ("repeats", "pooled repeats")

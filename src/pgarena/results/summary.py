@@ -152,8 +152,12 @@ def summarize_key(key: CellKey, members: Sequence[Cell], pooled: Pooled | None =
         failed=len(failed),
         failure_reason=failed[0].error if failed else None,
         errors=errors,
-        # A cell is as doubtful as its worst repeat.
-        series=next((s.batches for s in steadies if not s.batches.independent), None),
+        # A cell is as doubtful as its worst repeat. Correlated batches make a within-cell
+        # interval too narrow, which matters only where that interval is the one shown: with
+        # one repeat. With more, the variation between repeats sets the interval.
+        series=next((s.batches for s in steadies if not s.batches.independent), None)
+        if len(measured) == 1
+        else None,
         warmup=next((s.warmup for s in steadies if s.warmup.steady is False), None),
         other_cpu_share=summary.cpu_share.get("other"),
     )
