@@ -13,14 +13,11 @@ from scipy import stats as scipy_stats
 from pgarena.results.stats import (
     Comparison,
     Estimate,
-    Summary,
     benjamini_hochberg,
     combine_repeats,
-    compare,
     compare_estimates,
     holm,
     pooled_relative_variance,
-    summarize,
 )
 
 TRIALS = 400
@@ -34,17 +31,19 @@ def draws(rng: np.random.Generator, mean: float, stdev: float, n: int) -> list[f
     return rng.normal(mean, stdev, n).tolist()
 
 
+def compare(base: list[float], new: list[float], **options: object) -> Comparison:
+    """Two sets of independent repeats, compared as `pgarena compare` compares summaries."""
+    return compare_estimates(Estimate.from_values(base), Estimate.from_values(new), **options)  # type: ignore[arg-type]
+
+
 def test_summary_matches_the_sample_it_describes() -> None:
     values = draws(np.random.default_rng(1), 1000, 50, 7)
 
-    summary = summarize(values)
+    summary = Estimate.from_values(values)
 
-    assert summary.n == 7
-    assert summary.values == values
+    assert (summary.n, summary.df, summary.method) == (7, 6, "repeats")
     assert summary.mean == pytest.approx(statistics.fmean(values))
-    assert summary.median == pytest.approx(statistics.median(values))
-    assert summary.stdev == pytest.approx(statistics.stdev(values))
-    assert summary.cv == pytest.approx(summary.stdev / summary.mean)
+    assert summary.se == pytest.approx(statistics.stdev(values) / math.sqrt(7))
     assert summary.ci95_low < summary.mean < summary.ci95_high
 
 
@@ -52,17 +51,17 @@ def test_the_95_percent_interval_covers_the_true_mean_about_95_percent_of_the_ti
     rng = np.random.default_rng(2)
     covered = 0
     for _ in range(TRIALS):
-        summary = summarize(draws(rng, 100, 10, 3))  # 3 repeats, as `pgarena run` does
+        summary = Estimate.from_values(draws(rng, 100, 10, 3))  # 3 repeats
         covered += summary.ci95_low <= 100 <= summary.ci95_high
 
     assert 0.91 <= covered / TRIALS <= 0.99
 
 
 def test_one_value_has_no_spread_and_no_interval() -> None:
-    summary = summarize([123.0])
+    summary = Estimate.from_values([123.0])
 
-    assert (summary.n, summary.mean, summary.median) == (1, 123.0, 123.0)
-    assert summary.stdev is None and summary.ci95_low is None and summary.cv is None
+    assert (summary.n, summary.mean, summary.method) == (1, 123.0, "single value")
+    assert summary.se is None and summary.ci95_low is None and summary.ci95_high is None
 
 
 def test_a_real_20_percent_gain_is_called_faster_and_its_interval_holds_the_true_ratio() -> None:
@@ -165,12 +164,13 @@ def test_an_estimate_survives_json() -> None:
     assert estimate.ci95_high - estimate.mean == pytest.approx(t975(7.5) * 5.0)
 
 
-def test_a_summary_and_its_estimate_give_the_same_interval() -> None:
-    summary = summarize([10.0, 12.0, 11.0, 13.0])
+def test_repeats_give_the_student_t_interval_of_their_mean() -> None:
+    values = [10.0, 12.0, 11.0, 13.0]
+    estimate = Estimate.from_values(values)
 
-    assert summary.estimate.ci95_low == pytest.approx(summary.ci95_low)
-    assert summary.estimate.ci95_high == pytest.approx(summary.ci95_high)
-    assert Summary.from_dict(summary.to_dict()) == summary
+    half_width = t975(3) * statistics.stdev(values) / 2
+    assert estimate.ci95_low == pytest.approx(11.5 - half_width)
+    assert estimate.ci95_high == pytest.approx(11.5 + half_width)
 
 
 # --- Combining repeats -------------------------------------------------------------------------

@@ -91,69 +91,6 @@ class Estimate:
         return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
 
 
-@dataclass(frozen=True)
-class Summary:
-    """Mean, spread and 95% confidence interval of one figure across repeats.
-
-    `ci95_low`/`ci95_high`/`stdev`/`cv` are None when they cannot be computed (fewer than two
-    values, or a mean of zero for `cv`).
-    """
-
-    n: int
-    mean: float | None
-    median: float | None
-    stdev: float | None
-    ci95_low: float | None
-    ci95_high: float | None
-    cv: float | None
-    values: list[float]
-
-    @property
-    def estimate(self) -> Estimate:
-        """The same figure as an `Estimate` (method "repeats")."""
-        if self.mean is None or self.stdev is None:
-            return Estimate.from_values(self.values)
-        return Estimate.of(self.mean, self.stdev / math.sqrt(self.n), self.n - 1, self.n, "repeats")
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON shape used in the result file."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Summary:
-        """The inverse of `to_dict`."""
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
-
-
-def summarize(values: Sequence[float]) -> Summary:
-    """Summarize repeated measurements of one figure.
-
-    The 95% confidence interval is for the mean, from Student's t distribution with n-1
-    degrees of freedom (mean +/- t * stdev / sqrt(n)); stdev is the sample standard
-    deviation (n-1 denominator) and cv is stdev / mean.
-    """
-    data = [float(v) for v in values]
-    n = len(data)
-    if n == 0:
-        return Summary(0, None, None, None, None, None, None, [])
-    mean = math.fsum(data) / n
-    median = _median(data)
-    if n < 2:
-        return Summary(n, mean, median, None, None, None, None, data)
-    stdev = math.sqrt(math.fsum((v - mean) ** 2 for v in data) / (n - 1))
-    half_width = _t975(n - 1) * stdev / math.sqrt(n)
-    cv = stdev / abs(mean) if mean != 0 else None
-    return Summary(n, mean, median, stdev, mean - half_width, mean + half_width, cv, data)
-
-
-def _median(data: list[float]) -> float:
-    ordered = sorted(data)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
-
-
 # --- Repeats of one cell --------------------------------------------------------------------
 
 
@@ -231,16 +168,15 @@ class Comparison:
 
     `p_worse` is the one-sided p-value of "new is worse than base by more than the
     threshold", `p_better` its mirror, `p_value` the two-sided one (2 * the smaller, at most
-    1). They are None when no interval exists. `base`/`new` are what was compared: the
-    repeats' `Summary` (from `compare`) or an `Estimate` (from `compare_estimates`).
+    1). They are None when no interval exists. `base`/`new` are the two estimates compared.
     """
 
     ratio: float | None
     ci95_low: float | None
     ci95_high: float | None
     verdict: Verdict
-    base: Summary | Estimate
-    new: Summary | Estimate
+    base: Estimate
+    new: Estimate
     p_value: float | None = None
     p_worse: float | None = None
     p_better: float | None = None
@@ -270,9 +206,6 @@ class Comparison:
     def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
         """The inverse of `to_dict` (a null interval end reads back as unbounded)."""
 
-        def side(value: Mapping[str, Any]) -> Summary | Estimate:
-            return Summary.from_dict(value) if "values" in value else Estimate.from_dict(value)
-
         low, high = data.get("ci95_low"), data.get("ci95_high")
         bounded = data.get("p_value") is not None or (low is not None and high is not None)
         return cls(
@@ -280,8 +213,8 @@ class Comparison:
             ci95_low=low if low is not None or not bounded else -math.inf,
             ci95_high=high if high is not None or not bounded else math.inf,
             verdict=data["verdict"],
-            base=side(data["base"]),
-            new=side(data["new"]),
+            base=Estimate.from_dict(data["base"]),
+            new=Estimate.from_dict(data["new"]),
             p_value=data.get("p_value"),
             p_worse=data.get("p_worse"),
             p_better=data.get("p_better"),
@@ -289,29 +222,6 @@ class Comparison:
             threshold=data.get("threshold", 0.0),
             higher_is_better=data.get("higher_is_better", True),
         )
-
-
-def compare(
-    base: Sequence[float],
-    new: Sequence[float],
-    *,
-    higher_is_better: bool = True,
-    threshold: float = 0.0,
-) -> Comparison:
-    """Compare two sets of repeats of one figure (for example requests/s of two stacks).
-
-    Each side is summarized as independent repeats and compared by `compare_estimates`; the
-    result carries the two `Summary`s. With fewer than two values on a side no interval
-    exists and the verdict is "within noise".
-    """
-    base_summary, new_summary = summarize(base), summarize(new)
-    comparison = compare_estimates(
-        base_summary.estimate,
-        new_summary.estimate,
-        higher_is_better=higher_is_better,
-        threshold=threshold,
-    )
-    return replace(comparison, base=base_summary, new=new_summary)
 
 
 def compare_estimates(
