@@ -1,7 +1,8 @@
 """'What this run says': sentences generated from the figures, and only what they support.
 
-A difference is stated only when its 95% interval excludes "no difference" (the verdict of
-`pgarena.results.stats.compare`); everything else is said to be within noise. Unstable or
+A difference is stated only when the run's verdict calls it (`pgarena.results.verdicts`: the
+95% interval excludes 1 and the call survives Holm's correction); everything else is said
+to be within noise. Unstable or
 failed measurements are named, so a reader knows which sentences to trust less.
 """
 

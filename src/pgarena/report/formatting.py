@@ -86,8 +86,8 @@ def verdict(comparison: Comparison | None, stack: str, base: str) -> str:
     if comparison is None:
         return MISSING
     if comparison.ci95_low is None or comparison.ci95_high is None:
-        # stats.compare says "within noise" here too; the reader deserves the reason.
-        return "no interval (one repeat)"
+        # The verdict says "within noise" here too; the reader deserves the reason.
+        return "no interval"
     if comparison.verdict == "faster":
         return f"{stack} faster"
     if comparison.verdict == "slower":
