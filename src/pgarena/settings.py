@@ -53,11 +53,22 @@ class Settings(BaseSettings):
     # trap of 40 threads over a 5+10 pool).
     pool_size: int = Field(default=10, ge=1, le=1000)
     max_overflow: int = Field(default=10, ge=0, le=1000)
-    pool_timeout: float = Field(default=30.0, gt=0)
+    pool_timeout: float = Field(default=2.0, gt=0)
     threads: int | None = Field(default=None, ge=1, le=1000)
 
     # Health check: how long /health waits for the database before answering 503.
     health_timeout: float = Field(default=2.0, gt=0, le=60)
+
+    # Bounds on every wait a request can meet (`service/limits.py` explains each). Past any
+    # of them the client gets 503 with Retry-After, never a hang. 0 disables the deadline.
+    request_deadline: float = Field(default=5.0, ge=0, le=3600)
+    # Seconds PostgreSQL may spend on one statement; None: 80% of the deadline, so a slow
+    # statement fails (and frees its connection) before the deadline answers for it.
+    statement_timeout: float | None = Field(default=None, ge=0, le=3600)
+    # Seconds a request of a sync stack waits for a worker thread before it is shed.
+    queue_timeout: float = Field(default=2.0, gt=0, le=3600)
+    # Largest request body accepted; a larger one is answered 413 before it is parsed.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -65,6 +76,13 @@ class Settings(BaseSettings):
         # Whether the URL is one pgarena accepts is `pgarena.database.check_database_url`'s
         # business: settings are the bottom layer and know nothing of URL spellings.
         return value or None
+
+    @property
+    def statement_timeout_ms(self) -> int:
+        """PostgreSQL's `statement_timeout` for every connection, in ms; 0 means none."""
+        if self.statement_timeout is not None:
+            return round(self.statement_timeout * 1000)
+        return round(self.request_deadline * 800)
 
     @property
     def max_connections(self) -> int:

@@ -18,6 +18,8 @@ from pgarena.database import check_database_url
 from pgarena.database.urls import url_for
 from pgarena.errors import UserError
 from pgarena.service.errors import install_unavailable_handler
+from pgarena.service.health import HealthProbe
+from pgarena.service.limits import RequestLimits
 from pgarena.service.metrics import MetricsMiddleware, mark_worker_stopped
 from pgarena.service.routes import async_api, operations, sync_api, techempower
 from pgarena.service.stacks import get_stack
@@ -38,9 +40,14 @@ def create_app(settings: Settings) -> FastAPI:
         if stack.style == "sync":
             # The thread pool that runs `def` endpoints (anyio's default is 40 threads).
             anyio.to_thread.current_default_thread_limiter().total_tokens = settings.thread_count
+        health_url = url_for(settings.database_url or "", "libpq")
+        app.state.health = HealthProbe(health_url, settings.health_timeout)
         async with implementation.open_database(settings, url) as database:
             app.state.database = database
-            yield
+            try:
+                yield
+            finally:
+                await app.state.health.close()
         mark_worker_stopped()
 
     app = FastAPI(
@@ -55,6 +62,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(techempower.router)
     app.include_router(sync_api.router if stack.style == "sync" else async_api.router)
     install_unavailable_handler(app, implementation.UNAVAILABLE)
+    # Routes that use no pooled connection skip the deadline and the queue (limits.py).
+    exempt = {route.path for route in [*operations.router.routes, *techempower.router.routes]}  # type: ignore[attr-defined]
+    exempt |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        deadline=settings.request_deadline,
+        threads=settings.thread_count if stack.style == "sync" else None,
+        queue_timeout=settings.queue_timeout,
+        exempt=exempt,
+    )
     app.add_middleware(MetricsMiddleware)
     return app
 

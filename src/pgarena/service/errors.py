@@ -63,12 +63,101 @@ def raise_for_constraint(error: BaseException) -> NoReturn:
     raise HTTPException(status_code, detail) from None
 
 
-def install_unavailable_handler(app: FastAPI, errors: tuple[type[BaseException], ...]) -> None:
-    """Answer 503 when the database cannot be reached, instead of a 500 with driver text."""
+# Seconds a client is asked to wait before retrying a 503: long enough for a pool to free a
+# connection or PostgreSQL to come back from a restart, short enough not to matter.
+RETRY_AFTER_S = 1
 
-    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+# Which database errors mean "unavailable" (503, retry later) and which are bugs (500). The
+# SQLSTATE decides whenever the error carries one, whatever the driver:
+#
+#   class  meaning                                   examples
+#   08     connection exception                      08006 connection failure, 08003 gone
+#   53     insufficient resources                    53300 too many connections, 53200 OOM
+#   57     operator intervention                     57014 statement timeout or cancel,
+#                                                    57P01 admin shutdown, 57P03 starting up
+#   58     system error (outside PostgreSQL)         58030 I/O error
+#
+# Any other SQLSTATE (42601 syntax error, 22P02 bad input, 23505 unique violation...) is a bug
+# or a client error and is never hidden behind a 503. Errors without a SQLSTATE are the
+# driver's own; these mean unavailable:
+#
+#   driver      error                                            raised when
+#   any         OSError (ConnectionRefusedError, TimeoutError)   socket refused, reset, timed out
+#   SQLAlchemy  TimeoutError                                     pool wait over `pool_timeout`
+#   SQLAlchemy  DBAPIError with connection_invalidated           the dialect saw a disconnect
+#   psycopg(2)  OperationalError without SQLSTATE                "server closed the connection"
+#   psycopg     psycopg_pool.PoolTimeout                         pool wait over `pool_timeout`
+#   asyncpg     ConnectionDoesNotExistError, InterfaceError      the connection was lost, or a
+#               "connection is closed", InternalClientError      cancelled operation left it
+#                                                                unusable ("cannot switch to
+#                                                                state 12"); the pool drops it
+#
+# SQLAlchemy wraps the driver's error (`.orig`), and its asyncpg dialect wraps asyncpg's
+# (`__cause__`), so the whole chain is read, outermost first.
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+_UNAVAILABLE_CLASS_NAMES = {
+    "TimeoutError",  # SQLAlchemy's pool, asyncio's and the built-in one
+    "PoolTimeout",  # psycopg_pool
+    "ConnectionDoesNotExistError",  # asyncpg
+    "InternalClientError",  # asyncpg
+}
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of one error: asyncpg and psycopg 3 say `sqlstate`, psycopg2 `pgcode`."""
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return code if isinstance(code, str) and len(code) == 5 else None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return chain
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot serve now (503) rather than a bug (500)."""
+    chain = _chain(error)
+    for link in chain:
+        code = sqlstate(link)
+        if code is not None:  # PostgreSQL said why: that settles it
+            return code.startswith(UNAVAILABLE_SQLSTATE_CLASSES)
+    for link in chain:
+        name = type(link).__name__
+        if isinstance(link, OSError) or name in _UNAVAILABLE_CLASS_NAMES:
+            return True
+        if getattr(link, "connection_invalidated", False):
+            return True
+        if name == "OperationalError" and type(link).__module__.startswith("psycopg"):
+            return True
+        if name == "InterfaceError" and "connection is closed" in str(link):
+            return True
+    return False
+
+
+def unavailable_response(detail: str = "Database unavailable") -> JSONResponse:
+    """503 with Retry-After: the one answer for every fault the client may retry."""
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
+def install_unavailable_handler(app: FastAPI, errors: tuple[type[BaseException], ...]) -> None:
+    """Answer 503 when the database cannot serve, instead of a 500 with driver text.
+
+    `errors` are the classes a stack's driver raises (its `UNAVAILABLE`); `is_unavailable`
+    decides, by SQLSTATE, which of them are faults to retry. The others are re-raised and
+    become a plain 500, logged with their traceback: a bug must not look like an outage.
+    """
+
+    async def database_error(request: Request, error: Exception) -> JSONResponse:
+        if not is_unavailable(error):
+            raise error
         log.warning("database unavailable on %s: %s", request.url.path, type(error).__name__)
-        return JSONResponse({"detail": "Database unavailable"}, status_code=503)
+        return unavailable_response()
 
     for error in errors:
-        app.add_exception_handler(error, database_unavailable)
+        app.add_exception_handler(error, database_error)

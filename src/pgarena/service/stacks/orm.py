@@ -11,8 +11,10 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.pool import Pool
 
 from pgarena.database.models import Base, Order, Product, User, World
+from pgarena.service.limits import drop_connection, hold_connection
 from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
 from pgarena.service.schemas import WorldPublic
+from pgarena.service.stacks.connect import asyncpg_options, libpq_options
 from pgarena.settings import Settings
 
 Row = TypeVar("Row", bound=Base)
@@ -27,6 +29,9 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
         # No pool_pre_ping: it costs a round trip per request; a connection broken by a
         # database restart fails one request (503) and is then replaced.
     }
+    # Statement and connect timeouts on every connection (connect.py).
+    asyncpg = url.startswith("postgresql+asyncpg:")
+    options["connect_args"] = (asyncpg_options if asyncpg else libpq_options)(settings)
     if url.startswith("postgresql+psycopg2:"):
         # psycopg2's executemany is one round trip per row; execute_batch sends the ORM's
         # flush of many UPDATEs (TechEmpower /updates) in pages of 100. asyncpg and
@@ -40,6 +45,13 @@ def track_pool(pool: Pool, settings: Settings) -> None:
     POOL_MAX.set(settings.max_connections)
     event.listen(pool, "checkout", lambda *_: POOL_IN_USE.inc())
     event.listen(pool, "checkin", lambda *_: POOL_IN_USE.dec())
+
+
+def cancel_on_disconnect(pool: Pool) -> None:
+    """Sync stacks: tell the request limits which connection a request holds, so a request
+    whose client went away gets its statement cancelled (see `service/limits.py`)."""
+    event.listen(pool, "checkout", lambda dbapi_connection, *_: hold_connection(dbapi_connection))
+    event.listen(pool, "checkin", lambda dbapi_connection, *_: drop_connection(dbapi_connection))
 
 
 def order_with_relations() -> Select[tuple[Order]]:

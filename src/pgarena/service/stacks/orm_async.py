@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable, delete, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -41,8 +41,10 @@ from pgarena.service.stacks import orm
 from pgarena.service.stacks.orm import Row
 from pgarena.settings import Settings
 
-# asyncpg raises OSError subclasses (ConnectionRefusedError...) when the server is gone.
-UNAVAILABLE = (OperationalError, PoolTimeout, OSError)
+# What the driver raises on a database fault; `errors.is_unavailable` tells faults (503) from
+# bugs (500) by SQLSTATE. asyncpg raises OSError subclasses (ConnectionRefusedError...) when
+# the server is gone, and SQLAlchemy's asyncpg dialect wraps the rest in plain DBAPIError.
+UNAVAILABLE = (DBAPIError, PoolTimeout, OSError)
 Operation = TypeVar("Operation", bound=Callable[..., Awaitable[Any]])
 
 

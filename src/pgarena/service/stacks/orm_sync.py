@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable, create_engine, delete, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,7 +42,9 @@ from pgarena.service.stacks import orm
 from pgarena.service.stacks.orm import Row
 from pgarena.settings import Settings
 
-UNAVAILABLE = (OperationalError, PoolTimeout)
+# What the driver raises on a database fault; `errors.is_unavailable` tells faults (503) from
+# bugs (500) by SQLSTATE.
+UNAVAILABLE = (DBAPIError, PoolTimeout)
 Operation = TypeVar("Operation", bound=Callable[..., Any])
 
 
@@ -224,6 +226,7 @@ class OrmDatabase:
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
     engine = create_engine(url, **orm.engine_options(settings, url))
     orm.track_pool(engine.pool, settings)
+    orm.cancel_on_disconnect(engine.pool)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
     sessions = sessionmaker(engine, expire_on_commit=False)
     executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")

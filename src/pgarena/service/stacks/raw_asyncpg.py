@@ -32,16 +32,20 @@ from pgarena.service.schemas import (
     UserPublic,
     WorldPublic,
 )
-from pgarena.service.stacks import raw
+from pgarena.service.stacks import connect, raw
 from pgarena.settings import Settings
 
 Connection = PoolConnectionProxy  # what the pool hands out
 
-# OSError covers a refused or dropped socket and, since Python 3.11, the pool's TimeoutError.
+# What the driver raises on a database fault; `errors.is_unavailable` tells faults (503) from
+# bugs (500) by SQLSTATE. OSError covers a refused or dropped socket and, since Python 3.11,
+# the pool's TimeoutError; InternalClientError a connection a cancelled or broken operation
+# left in a state it cannot leave ("cannot switch to state 12").
 UNAVAILABLE = (
     OSError,
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection that went away
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
 )
 
 Operation = TypeVar("Operation", bound=Callable[..., Awaitable[Any]])
@@ -260,6 +264,7 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDataba
         max_size=settings.max_connections,
         max_inactive_connection_lifetime=raw.POOL_MAX_IDLE_S,
         reset=keep_session,
+        **connect.asyncpg_options(settings),  # statement and connect timeouts
     )
     try:
         yield RawDatabase(pool, settings)

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
+from pgarena.service.limits import drop_connection, hold_connection
 from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
 from pgarena.service.schemas import (
     FortunePublic,
@@ -34,12 +35,14 @@ from pgarena.service.schemas import (
     UserPublic,
     WorldPublic,
 )
-from pgarena.service.stacks import raw
+from pgarena.service.stacks import connect, raw
 from pgarena.settings import Settings
 
 Connection = psycopg.Connection[DictRow]  # what the pool hands out
 
-UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+# What the driver raises on a database fault (PoolTimeout is an OperationalError);
+# `errors.is_unavailable` tells faults (503) from bugs (500) by SQLSTATE.
+UNAVAILABLE = (psycopg.Error, OSError)
 
 Operation = TypeVar("Operation", bound=Callable[..., Any])
 
@@ -238,11 +241,25 @@ class RawDatabase:
         self.fetchval(raw.PING)
 
 
+class RequestPool(ConnectionPool[Connection]):
+    """psycopg's pool, telling the request limits which connection a request holds, so a
+    request whose client went away gets its statement cancelled (`service/limits.py`)."""
+
+    def getconn(self, timeout: float | None = None) -> Connection:
+        connection = super().getconn(timeout)
+        hold_connection(connection)
+        return connection
+
+    def putconn(self, conn: Connection) -> None:
+        drop_connection(conn)
+        super().putconn(conn)
+
+
 @asynccontextmanager
 async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDatabase]:
     POOL_MAX.set(settings.max_connections)
     # The pool policy both raw stacks share is explained in `raw.py`.
-    pool: ConnectionPool[Connection] = ConnectionPool(
+    pool: ConnectionPool[Connection] = RequestPool(
         url,
         min_size=raw.POOL_MIN_SIZE,
         max_size=settings.max_connections,
@@ -256,6 +273,7 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDataba
             # PostgreSQL's own `$1` placeholders, shared with the asyncpg stack.
             "cursor_factory": psycopg.RawCursor,
             "row_factory": dict_row,
+            **connect.libpq_options(settings),  # statement and connect timeouts
         },
         name="pgarena",
         open=False,

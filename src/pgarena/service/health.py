@@ -1,0 +1,73 @@
+"""The health check's own line to PostgreSQL, apart from the requests' pool and threads.
+
+Busy is not unhealthy: when every pooled connection is taken or every thread of a sync stack
+is busy, `/health` must still say 200 if PostgreSQL answers, or an orchestrator restarts a
+healthy instance exactly when it is loaded. So the check keeps one connection of its own,
+on psycopg 3's async driver (part of every install), on the event loop: it never waits for
+the pool, for a thread, or behind the requests' queue.
+
+The check waits `health_timeout` for `SELECT 1`. It does not cancel a ping that overruns:
+on a frozen server psycopg's cancellation would itself wait up to 10 s. The ping runs on in
+the background and the next check waits for that same ping rather than stacking another
+connection attempt on a server that does not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+
+import psycopg
+
+log = logging.getLogger("pgarena.service")
+
+
+class HealthProbe:
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url  # libpq form
+        self.timeout = timeout
+        self._connection: psycopg.AsyncConnection | None = None
+        self._ping: asyncio.Task[bool] | None = None
+
+    async def check(self) -> bool:
+        """Whether PostgreSQL answered `SELECT 1` within the timeout."""
+        if self._ping is None:
+            self._ping = asyncio.ensure_future(self._ping_once())
+        ping = self._ping
+        done, _ = await asyncio.wait({ping}, timeout=self.timeout)
+        if not done:
+            log.warning("health check: no answer in %g s", self.timeout)
+            return False
+        if self._ping is ping:
+            self._ping = None
+        return ping.result()
+
+    async def _ping_once(self) -> bool:
+        # A connection broken by a restart fails once; a fresh one says how things are now.
+        for _ in range(2):
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = await psycopg.AsyncConnection.connect(
+                        self.url, autocommit=True, connect_timeout=max(2, math.ceil(self.timeout))
+                    )
+                await self._connection.execute("SELECT 1")
+                return True
+            except (psycopg.Error, OSError) as error:
+                log.warning("health check failed: %s", type(error).__name__)
+                await self._discard()
+        return False
+
+    async def _discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await connection.close()
+
+    async def close(self) -> None:
+        if self._ping is not None:
+            self._ping.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({self._ping}, timeout=1)
+        await self._discard()

@@ -1,0 +1,262 @@
+"""Bounds on every request: body size, deadline, client disconnect and, on sync stacks, the
+wait for a worker thread. Past any of them the client gets an answer at once (413, or 503
+with Retry-After), never a hang, and the work nobody waits for any more is stopped.
+
+`RequestLimits` is one pure ASGI middleware (Starlette's BaseHTTPMiddleware would add a
+memory stream per request and cannot answer while the endpoint still runs):
+
+- **Body size**: a `Content-Length` over `max_body_bytes` is answered 413 before a byte of
+  the body is read; a chunked body is counted as it streams and refused at the first byte
+  over. FastAPI never parses it, so a 10 MB JSON costs nothing.
+- **Deadline** (`request_deadline`): the app runs in a task of its own, so the middleware
+  can answer 503 when the deadline passes *without waiting for the app to stop*, which it
+  may not do soon: a `def` endpoint's thread cannot be interrupted (anyio waits for it,
+  shielded), and an async driver may spend seconds cancelling a statement on a frozen
+  server (psycopg 3 waits up to 10 s for its cancel request). What the app sends after that
+  is dropped. The statement timeout (`Settings.statement_timeout_ms`, set on every
+  connection by the stacks) is below the deadline, so on a live but slow database the
+  statement fails first, frees its connection and answers 503 itself.
+- **Client disconnect**: the work stops instead of running on for nobody. On async stacks
+  the app's task is cancelled; the driver then cancels the statement in PostgreSQL
+  (asyncpg, psycopg) and the connection goes back to the pool, or is closed if it cannot be
+  reset. On sync stacks a thread cannot be cancelled, so the middleware cancels the
+  request's *statements*: each stack registers the connections a request holds
+  (`hold_connection` at checkout, `drop_connection` at checkin) and on disconnect the
+  driver's cancel request is sent for each. The statement fails with 57014, the endpoint
+  returns, its thread and connection are free again. What stays impossible: stopping Python
+  code between two statements; it runs until its next statement fails or it returns, which
+  for this API is microseconds. A request still waiting for a thread never starts.
+- **Queue** (sync stacks): at most `thread_count` requests are inside the app at once, so
+  none waits for a thread, a wait that no pool timeout bounds (the issue that made sync
+  stacks answer nothing for 90 s). Others wait at most `queue_timeout` for a place, then get
+  503. Each request uses at most one thread at a time (dependency, endpoint and response
+  validation run one after another), so this is exactly the thread pool's capacity.
+
+Routes that touch no request-pool connection (`/health`, `/metrics`, `/json`, `/plaintext`,
+the docs) are exempt from all but the body size: they are cheap, bounded by their own
+timeouts, and must answer while the rest is saturated (busy is not unhealthy).
+
+The task group costs a few microseconds per request; the exempt routes do not pay it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from pydantic_core import to_json
+
+from pgarena.service.errors import RETRY_AFTER_S
+
+log = logging.getLogger("pgarena.service")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# The request being served, seen by the stack's code on the request's thread or task
+# (anyio copies the context into worker threads), so it can register its connections.
+_current: ContextVar[Exchange | None] = ContextVar("pgarena_request", default=None)
+
+# Cancel requests open a connection to the postmaster and block: a few threads of their own,
+# never the request threads.
+_CANCEL_THREADS = 4
+
+
+def hold_connection(connection: Any) -> None:
+    """A sync stack took `connection` (psycopg2 or psycopg 3) for the current request."""
+    exchange = _current.get()
+    if exchange is not None:
+        with exchange.lock:
+            exchange.connections.add(connection)
+
+
+def drop_connection(connection: Any) -> None:
+    """The current request gave `connection` back: never cancel it on the request's behalf."""
+    exchange = _current.get()
+    if exchange is not None:
+        with exchange.lock:
+            exchange.connections.discard(connection)
+
+
+class Exchange:
+    """One request between the server and the app: the body, the answer, the connections."""
+
+    def __init__(self, receive: Receive, send: Send, max_body: int) -> None:
+        self._receive = receive
+        self._send = send
+        self.max_body = max_body
+        self.body_in: ObjectSendStream[Message]
+        self.body_out: ObjectReceiveStream[Message]
+        self.body_in, self.body_out = anyio.create_memory_object_stream[Message](math.inf)
+        self.finished = anyio.Event()  # the app returned, or we answered, or the client left
+        self.client_gone = False
+        self.response_started = False
+        self.response_complete = False
+        self.answered = False  # we answered for the app: drop whatever it sends
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.connections: set[Any] = set()
+
+    async def receive(self) -> Message:
+        """The app's `receive`: the body as the watcher read it, then the disconnect."""
+        try:
+            return await self.body_out.receive()
+        except anyio.EndOfStream:
+            await self.finished.wait()
+            return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        """The app's `send`, silenced once the middleware answered instead."""
+        if self.answered:
+            return
+        if message["type"] == "http.response.start":
+            self.response_started = True
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            self.response_complete = True
+        await self._send(message)
+
+    async def answer(self, status: int, detail: str) -> None:
+        """Answer for the app, unless it started its own response already."""
+        if self.response_started:
+            return
+        self.answered = self.response_started = True
+        await send_error(self._send, status, detail)
+
+    async def watch_client(self) -> None:
+        """Read the body as it arrives (counting it), then wait for the client to leave."""
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] != "http.request":  # http.disconnect
+                self.client_gone = not self.response_complete
+                self.body_in.close()
+                self.finished.set()
+                return
+            size += len(message.get("body", b""))
+            if size > self.max_body:
+                await self.answer(413, "Request body too large")
+                self.finished.set()
+                return
+            await self.body_in.send(message)
+            if not message.get("more_body", False):
+                self.body_in.close()
+
+    def cancel_statements(self) -> None:
+        """Send the driver's cancel request for every connection the request holds."""
+        with self.lock:
+            for connection in self.connections:
+                try:
+                    if hasattr(connection, "cancel_safe"):  # psycopg 3: bounded in time
+                        connection.cancel_safe(timeout=2)
+                    else:  # psycopg2
+                        connection.cancel()
+                except Exception as error:  # the statement ends by its timeout instead
+                    log.warning("could not cancel a statement: %s", type(error).__name__)
+
+
+async def send_error(send: Send, status: int, detail: str) -> None:
+    """A whole JSON error response; a 503 says when to retry, a 413 closes the connection
+    (the unread body would otherwise be parsed as the next request)."""
+    body = to_json({"detail": detail})
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if status == 503:
+        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+    if status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # not ours to judge: the server rejects a malformed length
+    return 0
+
+
+class RequestLimits:
+    """The bounds of the module docstring, as one pure ASGI middleware."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        deadline: float,
+        threads: int | None,
+        queue_timeout: float,
+        exempt: Iterable[str],
+    ) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.deadline = deadline or math.inf  # 0 disables
+        self.slots = anyio.Semaphore(threads) if threads else None  # None: async stack
+        self.queue_timeout = queue_timeout
+        self.exempt = frozenset(exempt)
+        self.cancel_threads = anyio.CapacityLimiter(_CANCEL_THREADS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if declared_length(scope) > self.max_body:
+            await send_error(send, 413, "Request body too large")
+            return
+        if scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        exchange = Exchange(receive, send, self.max_body)
+        token = _current.set(exchange)  # before the tasks start: they copy the context
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(exchange.watch_client)
+                tasks.start_soon(self._run_app, scope, exchange)
+                with anyio.move_on_after(self.deadline):
+                    await exchange.finished.wait()
+                if not exchange.finished.is_set():
+                    log.warning("deadline passed on %s", scope["path"])
+                    await exchange.answer(503, "Request took too long")
+                elif exchange.client_gone and exchange.connections:
+                    await anyio.to_thread.run_sync(
+                        exchange.cancel_statements, limiter=self.cancel_threads
+                    )
+                # Cancel what is left: the app (async stacks stop at their next await; a
+                # thread finishes first, holding the task group open but not the answer).
+                tasks.cancel_scope.cancel()
+        finally:
+            _current.reset(token)
+        if exchange.error is not None:
+            raise exchange.error  # a bug: Starlette's outer handler answers 500 and logs it
+
+    async def _run_app(self, scope: Scope, exchange: Exchange) -> None:
+        try:
+            if self.slots is None:
+                await self.app(scope, exchange.receive, exchange.send)
+                return
+            placed = False
+            with anyio.move_on_after(self.queue_timeout):
+                await self.slots.acquire()
+                placed = True
+            if not placed:
+                await exchange.answer(503, "Server busy")
+                return
+            try:
+                await self.app(scope, exchange.receive, exchange.send)
+            finally:
+                self.slots.release()
+        except Exception as error:
+            exchange.error = error
+        finally:
+            exchange.finished.set()
