@@ -18,7 +18,7 @@ from pgarena.database import check_database_url
 from pgarena.database.urls import url_for
 from pgarena.errors import UserError
 from pgarena.service.errors import install_unavailable_handler
-from pgarena.service.health import HealthProbe
+from pgarena.service.health import ControlConnection
 from pgarena.service.limits import RequestLimits
 from pgarena.service.metrics import MetricsMiddleware, mark_worker_stopped
 from pgarena.service.routes import async_api, operations, sync_api, techempower
@@ -41,13 +41,13 @@ def create_app(settings: Settings) -> FastAPI:
             # The thread pool that runs `def` endpoints (anyio's default is 40 threads).
             anyio.to_thread.current_default_thread_limiter().total_tokens = settings.thread_count
         health_url = url_for(settings.database_url or "", "libpq")
-        app.state.health = HealthProbe(health_url, settings.health_timeout)
+        app.state.control = ControlConnection(health_url, settings.health_timeout)
         async with implementation.open_database(settings, url) as database:
             app.state.database = database
             try:
                 yield
             finally:
-                await app.state.health.close()
+                await app.state.control.close()
         mark_worker_stopped()
 
     app = FastAPI(
@@ -72,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         threads=settings.thread_count if stack.style == "sync" else None,
         queue_timeout=settings.queue_timeout,
         exempt=exempt,
+        cancel=lambda pids: app.state.control.cancel(pids),
     )
     app.add_middleware(MetricsMiddleware)
     return app

@@ -1,10 +1,13 @@
-"""The health check's own line to PostgreSQL, apart from the requests' pool and threads.
+"""The service's own line to PostgreSQL, apart from the requests' pool and threads: the
+health check, and the cancelling of statements whose client went away.
 
 Busy is not unhealthy: when every pooled connection is taken or every thread of a sync stack
 is busy, `/health` must still say 200 if PostgreSQL answers, or an orchestrator restarts a
 healthy instance exactly when it is loaded. So the check keeps one connection of its own,
 on psycopg 3's async driver (part of every install), on the event loop: it never waits for
-the pool, for a thread, or behind the requests' queue.
+the pool, for a thread, or behind the requests' queue. The same connection sends
+`pg_cancel_backend` for the request limits (`limits.py`), which need a connection that is
+free exactly when the pool is not.
 
 The check waits `health_timeout` for `SELECT 1`. It does not cancel a ping that overruns:
 on a frozen server psycopg's cancellation would itself wait up to 10 s. The ping runs on in
@@ -24,12 +27,13 @@ import psycopg
 log = logging.getLogger("pgarena.service")
 
 
-class HealthProbe:
+class ControlConnection:
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url  # libpq form
         self.timeout = timeout
         self._connection: psycopg.AsyncConnection | None = None
         self._ping: asyncio.Task[bool] | None = None
+        self._cancels: set[asyncio.Task[None]] = set()  # referenced until done
 
     async def check(self) -> bool:
         """Whether PostgreSQL answered `SELECT 1` within the timeout."""
@@ -44,20 +48,40 @@ class HealthProbe:
             self._ping = None
         return ping.result()
 
+    async def cancel(self, pids: list[int]) -> None:
+        """Cancel the statements the server processes `pids` run; wait at most the timeout."""
+        task = asyncio.ensure_future(self._cancel_once(pids))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+        await asyncio.wait({task}, timeout=self.timeout)
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        if self._connection is None or self._connection.closed:
+            self._connection = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=max(2, math.ceil(self.timeout))
+            )
+        return self._connection
+
     async def _ping_once(self) -> bool:
         # A connection broken by a restart fails once; a fresh one says how things are now.
         for _ in range(2):
             try:
-                if self._connection is None or self._connection.closed:
-                    self._connection = await psycopg.AsyncConnection.connect(
-                        self.url, autocommit=True, connect_timeout=max(2, math.ceil(self.timeout))
-                    )
-                await self._connection.execute("SELECT 1")
+                await (await self._connect()).execute("SELECT 1")
                 return True
             except (psycopg.Error, OSError) as error:
                 log.warning("health check failed: %s", type(error).__name__)
                 await self._discard()
         return False
+
+    async def _cancel_once(self, pids: list[int]) -> None:
+        try:
+            connection = await self._connect()
+            await connection.execute(
+                "SELECT pg_cancel_backend(pid) FROM unnest(%s::int[]) AS pid", [pids]
+            )
+        except (psycopg.Error, OSError) as error:  # the statement timeout ends them instead
+            log.warning("could not cancel abandoned statements: %s", type(error).__name__)
+            await self._discard()
 
     async def _discard(self) -> None:
         connection, self._connection = self._connection, None
@@ -66,8 +90,9 @@ class HealthProbe:
                 await connection.close()
 
     async def close(self) -> None:
-        if self._ping is not None:
-            self._ping.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait({self._ping}, timeout=1)
+        for task in [self._ping, *self._cancels]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait({task}, timeout=1)
         await self._discard()

@@ -16,16 +16,20 @@ memory stream per request and cannot answer while the endpoint still runs):
   is dropped. The statement timeout (`Settings.statement_timeout_ms`, set on every
   connection by the stacks) is below the deadline, so on a live but slow database the
   statement fails first, frees its connection and answers 503 itself.
-- **Client disconnect**: the work stops instead of running on for nobody. On async stacks
-  the app's task is cancelled; the driver then cancels the statement in PostgreSQL
-  (asyncpg, psycopg) and the connection goes back to the pool, or is closed if it cannot be
-  reset. On sync stacks a thread cannot be cancelled, so the middleware cancels the
-  request's *statements*: each stack registers the connections a request holds
-  (`hold_connection` at checkout, `drop_connection` at checkin) and on disconnect the
-  driver's cancel request is sent for each. The statement fails with 57014, the endpoint
-  returns, its thread and connection are free again. What stays impossible: stopping Python
-  code between two statements; it runs until its next statement fails or it returns, which
-  for this API is microseconds. A request still waiting for a thread never starts.
+- **Client disconnect**: the work stops instead of running on for nobody. Cancelling the
+  app's task is not enough: a sync stack's thread cannot be cancelled at all, and on an
+  async stack the pool closes a connection that a cancelled task left mid-statement, while
+  PostgreSQL runs the statement to its end (asyncpg drops its own cancel request when the
+  connection is closed). So the statements themselves are cancelled in PostgreSQL: each
+  stack registers the backend of every connection a request holds (`hold_backend` at
+  checkout, `drop_backend` at checkin) and on disconnect `pg_cancel_backend` is sent for
+  each, over the service's own connection (`health.ControlConnection`). The statement fails
+  with 57014, the endpoint returns, its thread and connection are free again; then the
+  task is cancelled. What stays impossible: stopping Python code between two statements;
+  it runs until its next statement fails or it returns, which for this API is
+  microseconds. A request still waiting for a thread or a connection never starts. A
+  connection given back between the cancel's lookup and its arrival could have its next
+  statement cancelled: that request answers 503 with Retry-After, the one cost of the race.
 - **Queue** (sync stacks): at most `thread_count` requests are inside the app at once, so
   none waits for a thread, a wait that no pool timeout bounds (the issue that made sync
   stacks answer nothing for 90 s). Others wait at most `queue_timeout` for a place, then get
@@ -66,25 +70,30 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # (anyio copies the context into worker threads), so it can register its connections.
 _current: ContextVar[Exchange | None] = ContextVar("pgarena_request", default=None)
 
-# Cancel requests open a connection to the postmaster and block: a few threads of their own,
-# never the request threads.
-_CANCEL_THREADS = 4
+
+def backend_pid(connection: Any) -> int:
+    """The server process behind a driver's connection (SQLAlchemy's async adapters wrap
+    the driver's, which they call `driver_connection`)."""
+    driver = getattr(connection, "driver_connection", connection)
+    if hasattr(driver, "get_server_pid"):  # asyncpg
+        return int(driver.get_server_pid())
+    return int(driver.info.backend_pid)  # psycopg2, psycopg 3
 
 
-def hold_connection(connection: Any) -> None:
-    """A sync stack took `connection` (psycopg2 or psycopg 3) for the current request."""
+def hold_backend(pid: int) -> None:
+    """The current request took the connection to server process `pid` from its pool."""
     exchange = _current.get()
     if exchange is not None:
         with exchange.lock:
-            exchange.connections.add(connection)
+            exchange.backends.add(pid)
 
 
-def drop_connection(connection: Any) -> None:
-    """The current request gave `connection` back: never cancel it on the request's behalf."""
+def drop_backend(pid: int) -> None:
+    """The current request gave that connection back: never cancel it on its behalf."""
     exchange = _current.get()
     if exchange is not None:
         with exchange.lock:
-            exchange.connections.discard(connection)
+            exchange.backends.discard(pid)
 
 
 class Exchange:
@@ -104,7 +113,7 @@ class Exchange:
         self.answered = False  # we answered for the app: drop whatever it sends
         self.error: BaseException | None = None
         self.lock = threading.Lock()
-        self.connections: set[Any] = set()
+        self.backends: set[int] = set()  # server pids of the connections the request holds
 
     async def receive(self) -> Message:
         """The app's `receive`: the body as the watcher read it, then the disconnect."""
@@ -150,17 +159,9 @@ class Exchange:
             if not message.get("more_body", False):
                 self.body_in.close()
 
-    def cancel_statements(self) -> None:
-        """Send the driver's cancel request for every connection the request holds."""
+    def held_backends(self) -> list[int]:
         with self.lock:
-            for connection in self.connections:
-                try:
-                    if hasattr(connection, "cancel_safe"):  # psycopg 3: bounded in time
-                        connection.cancel_safe(timeout=2)
-                    else:  # psycopg2
-                        connection.cancel()
-                except Exception as error:  # the statement ends by its timeout instead
-                    log.warning("could not cancel a statement: %s", type(error).__name__)
+            return sorted(self.backends)
 
 
 async def send_error(send: Send, status: int, detail: str) -> None:
@@ -198,6 +199,7 @@ class RequestLimits:
         threads: int | None,
         queue_timeout: float,
         exempt: Iterable[str],
+        cancel: Callable[[list[int]], Awaitable[None]],
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
@@ -205,7 +207,7 @@ class RequestLimits:
         self.slots = anyio.Semaphore(threads) if threads else None  # None: async stack
         self.queue_timeout = queue_timeout
         self.exempt = frozenset(exempt)
-        self.cancel_threads = anyio.CapacityLimiter(_CANCEL_THREADS)
+        self.cancel = cancel  # pg_cancel_backend for each pid
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -228,10 +230,8 @@ class RequestLimits:
                 if not exchange.finished.is_set():
                     log.warning("deadline passed on %s", scope["path"])
                     await exchange.answer(503, "Request took too long")
-                elif exchange.client_gone and exchange.connections:
-                    await anyio.to_thread.run_sync(
-                        exchange.cancel_statements, limiter=self.cancel_threads
-                    )
+                elif exchange.client_gone and (backends := exchange.held_backends()):
+                    await self.cancel(backends)
                 # Cancel what is left: the app (async stacks stop at their next await; a
                 # thread finishes first, holding the task group open but not the answer).
                 tasks.cancel_scope.cancel()

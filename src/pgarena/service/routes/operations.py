@@ -23,7 +23,7 @@ async def health(request: Request) -> JSONResponse:
 
     Busy is not unhealthy: the check has its own connection, so a full pool or a full
     thread pool does not make it fail."""
-    if not await request.app.state.health.check():
+    if not await request.app.state.control.check():
         return JSONResponse(
             {"status": "unavailable"},
             status_code=503,

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, event, func, select
 from sqlalchemy.orm import joinedload
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from pgarena.database.models import Base, Order, Product, User, World
-from pgarena.service.limits import drop_connection, hold_connection
+from pgarena.service.limits import backend_pid, drop_backend, hold_backend
 from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
 from pgarena.service.schemas import WorldPublic
 from pgarena.service.stacks.connect import asyncpg_options, libpq_options
@@ -48,10 +48,20 @@ def track_pool(pool: Pool, settings: Settings) -> None:
 
 
 def cancel_on_disconnect(pool: Pool) -> None:
-    """Sync stacks: tell the request limits which connection a request holds, so a request
-    whose client went away gets its statement cancelled (see `service/limits.py`)."""
-    event.listen(pool, "checkout", lambda dbapi_connection, *_: hold_connection(dbapi_connection))
-    event.listen(pool, "checkin", lambda dbapi_connection, *_: drop_connection(dbapi_connection))
+    """Tell the request limits which connection a request holds, so a request whose client
+    went away gets its statement cancelled (see `service/limits.py`)."""
+
+    def checkout(dbapi_connection: Any, record: ConnectionPoolEntry, *_: Any) -> None:
+        record.info["pid"] = pid = backend_pid(dbapi_connection)
+        hold_backend(pid)
+
+    def checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # An invalidated connection comes back as None: the pid was noted at checkout.
+        if "pid" in record.info:
+            drop_backend(record.info["pid"])
+
+    event.listen(pool, "checkout", checkout)
+    event.listen(pool, "checkin", checkin)
 
 
 def order_with_relations() -> Select[tuple[Order]]:

@@ -228,6 +228,7 @@ class OrmDatabase:
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
     engine = create_async_engine(url, **orm.engine_options(settings, url))
     orm.track_pool(engine.sync_engine.pool, settings)
+    orm.cancel_on_disconnect(engine.sync_engine.pool)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:

@@ -19,6 +19,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
+from pgarena.service.limits import drop_backend, hold_backend
 from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
 from pgarena.service.schemas import (
     FortunePublic,
@@ -245,13 +246,20 @@ class RawDatabase:
         await self.fetchval(raw.PING)
 
 
+async def hold(connection: asyncpg.Connection) -> None:
+    """Pool setup hook, on every acquire: tell the request limits which connection the
+    request holds, so its statement is cancelled if its client goes away (`limits.py`)."""
+    hold_backend(connection.get_server_pid())
+
+
 async def keep_session(connection: asyncpg.Connection) -> None:
-    """Pool reset hook: nothing to undo.
+    """Pool reset hook, on every release: nothing to undo but the request limits' record.
 
     asyncpg's default reset runs `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL` on every release: one more round trip per request, for session state this
     stack never creates. An open transaction is still rolled back by the pool itself.
     """
+    drop_backend(connection.get_server_pid())
 
 
 @asynccontextmanager
@@ -263,6 +271,7 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDataba
         min_size=raw.POOL_MIN_SIZE,
         max_size=settings.max_connections,
         max_inactive_connection_lifetime=raw.POOL_MAX_IDLE_S,
+        setup=hold,
         reset=keep_session,
         **connect.asyncpg_options(settings),  # statement and connect timeouts
     )

@@ -21,7 +21,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
-from pgarena.service.limits import drop_connection, hold_connection
+from pgarena.service.limits import drop_backend, hold_backend
 from pgarena.service.metrics import POOL_IN_USE, POOL_MAX
 from pgarena.service.schemas import (
     FortunePublic,
@@ -247,11 +247,12 @@ class RequestPool(ConnectionPool[Connection]):
 
     def getconn(self, timeout: float | None = None) -> Connection:
         connection = super().getconn(timeout)
-        hold_connection(connection)
+        hold_backend(connection.info.backend_pid)
         return connection
 
     def putconn(self, conn: Connection) -> None:
-        drop_connection(conn)
+        if not conn.closed:  # a closed connection is nobody's to cancel
+            drop_backend(conn.info.backend_pid)
         super().putconn(conn)
 
 
