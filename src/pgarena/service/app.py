@@ -17,7 +17,7 @@ from pgarena import __version__
 from pgarena.database import check_database_url
 from pgarena.database.urls import url_for
 from pgarena.errors import UserError
-from pgarena.service.errors import install_unavailable_handler
+from pgarena.service.errors import install_invalid_request_handler, install_unavailable_handler
 from pgarena.service.health import ControlConnection
 from pgarena.service.limits import RequestLimits
 from pgarena.service.metrics import MetricsMiddleware, mark_worker_stopped
@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(techempower.router)
     app.include_router(sync_api.router if stack.style == "sync" else async_api.router)
     install_unavailable_handler(app, implementation.UNAVAILABLE)
+    install_invalid_request_handler(app)
     # Routes that use no pooled connection skip the deadline and the queue (limits.py).
     exempt = {route.path for route in [*operations.router.routes, *techempower.router.routes]}  # type: ignore[attr-defined]
     exempt |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}

@@ -7,12 +7,14 @@ traceback (the seeds' `HTTPException(400, detail=str(e))` is what this module re
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import NoReturn
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.responses import JSONResponse, Response
 
 log = logging.getLogger("pgarena.service")
 
@@ -161,3 +163,20 @@ def install_unavailable_handler(app: FastAPI, errors: tuple[type[BaseException],
 
     for error in errors:
         app.add_exception_handler(error, database_error)
+
+
+async def invalid_request(request: Request, error: Exception) -> Response:
+    """422 with FastAPI's usual body, written as ASCII JSON.
+
+    The body echoes the offending input, and an unpaired surrogate ("\\ud800") cannot be
+    encoded as UTF-8: FastAPI's own handler fails on it with a 500. As an escape it is valid
+    JSON, and every other character reads the same to a JSON parser.
+    """
+    assert isinstance(error, RequestValidationError)
+    body = {"detail": jsonable_encoder(error.errors())}
+    text = json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return Response(text, status_code=422, media_type="application/json")
+
+
+def install_invalid_request_handler(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, invalid_request)

@@ -2,22 +2,32 @@
 
 Input models (`*In`) validate what clients send; public models (`*Public`) are all a
 client ever sees, so nothing internal can leak into a response.
+
+The OpenAPI schema of an input is exactly what is accepted, no more and no less, so that a
+client (or schemathesis) generating data from it is never refused a valid value nor granted
+an invalid one: text that PostgreSQL cannot store (NUL, unpaired surrogates) is excluded by
+a `pattern` and refused by a validator naming the field; a price is a JSON number in cents
+(`multipleOf: 0.01`) or a plain decimal string; integers in a body are JSON integers, not
+strings of digits.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
+    WithJsonSchema,
     computed_field,
 )
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
@@ -27,8 +37,70 @@ INT32_MAX = 2_147_483_647
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,50}$")]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
-RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+RowId = Annotated[int, Field(ge=1, le=INT32_MAX, strict=True)]
+
+# Characters a PostgreSQL `text` cannot hold: NUL, and UTF-16 halves without their pair
+# (JSON can spell both, "\u0000" and "\ud800"). Left in, they fail in the driver as a 500.
+_STORABLE = "[^\\u0000\\uD800-\\uDFFF]"
+
+
+def storable(text: str) -> str:
+    """Refuse what PostgreSQL cannot store, naming the field (pydantic adds its name)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must not contain unpaired surrogates") from None
+    return text
+
+
+def not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text
+
+
+Text = Annotated[str, AfterValidator(storable)]
+Name = Annotated[
+    Text,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(not_blank),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": 200,
+         "pattern": f"^{_STORABLE}*[^\\s\\u0000\\uD800-\\uDFFF]{_STORABLE}*$"}
+    ),
+]  # fmt: skip
+Description = Annotated[
+    Text,
+    StringConstraints(max_length=10_000),
+    WithJsonSchema({"type": "string", "maxLength": 10_000, "pattern": f"^{_STORABLE}*$"}),
+]
+
+# A price: a JSON number in whole cents or a plain decimal string, 0 to 9999999999.99. A
+# string is held to the same form as its schema (pydantic alone would take "1e2" or " 5").
+# -0 is 0: the sign of a zero price is not kept.
+_PRICE_TEXT = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
+
+
+def _price_text(value: Any) -> Any:
+    if isinstance(value, str) and not _PRICE_TEXT.fullmatch(value):
+        raise ValueError("must be a decimal such as 19.99: up to 10 digits, 2 decimals")
+    return value
+
+
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_price_text),
+    Field(ge=0, max_digits=12, decimal_places=2),
+    AfterValidator(lambda price: abs(price) if price.is_zero() else price),
+    WithJsonSchema(
+        {"anyOf": [
+            {"type": "number", "minimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
+            {"type": "string", "pattern": _PRICE_TEXT.pattern},
+        ]}
+    ),
+]  # fmt: skip
 
 CENT = Decimal("0.01")
 # Money leaves the service with exactly two decimal places, on every stack: the ORM stacks
@@ -62,8 +134,8 @@ class UserPublic(Public):
 
 
 class ProductIn(BaseModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    name: Name
+    description: Description | None = None
     price: Price
     sku: Sku
 
@@ -79,7 +151,7 @@ class ProductPublic(Public):
 class OrderIn(BaseModel):
     user_id: RowId
     product_id: RowId
-    quantity: Annotated[int, Field(ge=1, le=10_000)]
+    quantity: Annotated[int, Field(ge=1, le=10_000, strict=True)]
 
 
 class OrderPublic(Public):
@@ -116,6 +188,12 @@ class StoreSummary(Public):
 
 class Message(BaseModel):
     message: str
+
+
+class ErrorMessage(BaseModel):
+    """The body of every error but 422: one short sentence, never driver text."""
+
+    detail: str
 
 
 class Slept(BaseModel):
