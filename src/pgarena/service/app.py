@@ -21,6 +21,7 @@ from pgarena.service.errors import install_invalid_request_handler, install_unav
 from pgarena.service.health import ControlConnection
 from pgarena.service.limits import RequestLimits
 from pgarena.service.metrics import MetricsMiddleware, mark_worker_stopped
+from pgarena.service.openapi import allowed_methods, document_responses
 from pgarena.service.routes import async_api, operations, sync_api, techempower
 from pgarena.service.stacks import get_stack
 from pgarena.settings import Settings
@@ -61,8 +62,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(techempower.router)
     app.include_router(sync_api.router if stack.style == "sync" else async_api.router)
+    document_responses(app)
     install_unavailable_handler(app, implementation.UNAVAILABLE)
-    install_invalid_request_handler(app)
+    install_invalid_request_handler(app, allowed_methods(app))
     # Routes that use no pooled connection skip the deadline and the queue (limits.py).
     exempt = {route.path for route in [*operations.router.routes, *techempower.router.routes]}  # type: ignore[attr-defined]
     exempt |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import NoReturn
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("pgarena.service")
 
@@ -178,5 +181,17 @@ async def invalid_request(request: Request, error: Exception) -> Response:
     return Response(text, status_code=422, media_type="application/json")
 
 
-def install_invalid_request_handler(app: FastAPI) -> None:
+def install_invalid_request_handler(
+    app: FastAPI, allowed_methods: Callable[[str], list[str]]
+) -> None:
+    """422s in ASCII JSON (`invalid_request`), and 405s whose `Allow` lists every method the
+    path serves (`allowed_methods`), not only those of the first route that matched."""
     app.add_exception_handler(RequestValidationError, invalid_request)
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 405 and (methods := allowed_methods(request.url.path)):
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(methods)}
+        return await http_exception_handler(request, error)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)

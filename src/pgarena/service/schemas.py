@@ -8,7 +8,7 @@ client (or schemathesis) generating data from it is never refused a valid value 
 an invalid one: text that PostgreSQL cannot store (NUL, unpaired surrogates) is excluded by
 a `pattern` and refused by a validator naming the field; a price is a JSON number in cents
 (`multipleOf: 0.01`) or a plain decimal string; integers in a body are JSON integers, not
-strings of digits.
+strings of digits (`_json_integer`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     WithJsonSchema,
@@ -37,11 +36,23 @@ INT32_MAX = 2_147_483_647
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,50}$")]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-RowId = Annotated[int, Field(ge=1, le=INT32_MAX, strict=True)]
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON integer (`7`, or `7.0`, which JSON Schema counts as one), never `"7"` or
+    `true`, which pydantic would otherwise convert and the schema does not allow."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+RowId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_json_integer)]
 
 # Characters a PostgreSQL `text` cannot hold: NUL, and UTF-16 halves without their pair
 # (JSON can spell both, "\u0000" and "\ud800"). Left in, they fail in the driver as a 500.
-_STORABLE = "[^\\u0000\\uD800-\\uDFFF]"
+# The schemas' patterns name only NUL: JSON Schema strings are Unicode code points, which a
+# lone surrogate is not, and generators (schemathesis) cannot use a pattern that names them.
+_STORABLE = "[^\\x00]"
 
 
 def storable(text: str) -> str:
@@ -55,6 +66,29 @@ def storable(text: str) -> str:
     return text
 
 
+_ISO_DATETIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _iso_datetime(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_DATETIME.match(value):
+        raise ValueError("must be an ISO 8601 date and time, such as 2025-01-31T12:00:00Z")
+    return value
+
+
+def _in_utc(moment: datetime | None) -> datetime | None:
+    """In UTC: PostgreSQL refuses offsets past 15:59 that ISO 8601 allows (+17:32)."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+# A query's date and time, as its schema says (pydantic alone would take a Unix time too).
+Since = Annotated[datetime | None, BeforeValidator(_iso_datetime), AfterValidator(_in_utc)]
+
+
 def not_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be blank")
@@ -62,13 +96,20 @@ def not_blank(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(storable)]
+# An address of the usual shape; whether it is deliverable is not this service's business
+# (email-validator refused the reserved domains, .test, .example, which the schema allows).
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
+    AfterValidator(storable),
+]
 Name = Annotated[
     Text,
     StringConstraints(min_length=1, max_length=200),
     AfterValidator(not_blank),
     WithJsonSchema(
         {"type": "string", "minLength": 1, "maxLength": 200,
-         "pattern": f"^{_STORABLE}*[^\\s\\u0000\\uD800-\\uDFFF]{_STORABLE}*$"}
+         "pattern": f"^{_STORABLE}*[^\\s\\x00]{_STORABLE}*$"}
     ),
 ]  # fmt: skip
 Description = Annotated[
@@ -124,7 +165,7 @@ class Public(BaseModel):
 
 class UserIn(BaseModel):
     username: Username
-    email: EmailStr
+    email: Email
 
 
 class UserPublic(Public):
@@ -151,7 +192,7 @@ class ProductPublic(Public):
 class OrderIn(BaseModel):
     user_id: RowId
     product_id: RowId
-    quantity: Annotated[int, Field(ge=1, le=10_000, strict=True)]
+    quantity: Annotated[int, Field(ge=1, le=10_000), BeforeValidator(_json_integer)]
 
 
 class OrderPublic(Public):

@@ -4,7 +4,6 @@ them on the event loop, and every database call is awaited."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,6 +19,7 @@ from pgarena.service.schemas import (
     OrderPublic,
     ProductIn,
     ProductPublic,
+    Since,
     Skip,
     Slept,
     StoreSummary,
@@ -117,7 +117,7 @@ async def get_order(order_id: IdPath, db: Store) -> OrderPublic:
 async def top_products(
     db: Store,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    since: datetime | None = None,
+    since: Since = None,
 ) -> Sequence[TopProduct]:
     return await db.top_products(limit, since)
 
