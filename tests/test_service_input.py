@@ -1,0 +1,110 @@
+"""Bad input on every stack: what PostgreSQL cannot store, bodies too large to parse, prices
+and integers in forms the schema does not allow, and an OpenAPI document that lists every
+status a route can answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pgarena.service.app import create_app
+from pgarena.service.stacks import STACKS
+from pgarena.settings import Settings
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(params=list(STACKS))
+def client(request: pytest.FixtureRequest, database_url: str) -> Iterator[TestClient]:
+    app = create_app(Settings(database_url=database_url, stack=request.param))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def product(**fields: str) -> str:
+    """A product body as raw JSON text, so it can carry escapes Python's json would fix."""
+    body = {"name": '"Widget"', "price": '"1.00"', "sku": '"W-1"', **fields}
+    return "{" + ", ".join(f'"{key}": {value}' for key, value in body.items()) + "}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", r'"a\u0000b"', "must not contain NUL characters"),
+        ("name", r'"a\ud800b"', "must not contain unpaired surrogates"),
+        ("description", r'"x\udfffy"', "must not contain unpaired surrogates"),
+        ("description", r'"\u0000"', "must not contain NUL characters"),
+    ],
+)
+def test_text_postgresql_cannot_store_is_422_naming_the_field(
+    client: TestClient, field: str, value: str, message: str
+) -> None:
+    response = client.post("/products/", content=product(**{field: value}), headers=JSON)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", field]
+    assert message in error["msg"]
+    assert client.get("/products/").json() == []
+
+
+@pytest.mark.parametrize("email", [r'"a\u0000@example.com"', r'"a\ud800@example.com"'])
+def test_bad_characters_in_an_email_are_422(client: TestClient, email: str) -> None:
+    body = '{"username": "alice", "email": ' + email + "}"
+    response = client.post("/users/", content=body, headers=JSON)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "email"]
+
+
+@pytest.mark.parametrize("price", ['"-0.00"', '""', '"1e2"', '" 5"', '"+1"', "-0.01", "0.001"])
+def test_prices_outside_the_schema_are_422(client: TestClient, price: str) -> None:
+    response = client.post("/products/", content=product(price=price), headers=JSON)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "price"]
+
+
+def test_a_negative_zero_number_is_stored_as_zero(client: TestClient) -> None:
+    response = client.post("/products/", content=product(price="-0.0"), headers=JSON)
+    assert response.status_code == 200
+    assert response.json()["price"] == "0.00"
+
+
+def test_body_integers_must_be_json_integers(client: TestClient) -> None:
+    as_text = client.post("/orders/", json={"user_id": "1", "product_id": 1, "quantity": 1})
+    assert as_text.status_code == 422
+    assert as_text.json()["detail"][0]["loc"] == ["body", "user_id"]
+    # 2.0 is an integer to JSON Schema: accepted (here: no such user, so 404).
+    as_float = client.post("/orders/", json={"user_id": 2.0, "product_id": 1, "quantity": 1})
+    assert as_float.status_code == 404
+
+
+def test_a_body_over_1_mib_is_413_before_it_is_parsed(client: TestClient) -> None:
+    two_mib = product(name='"' + "x" * (2 * 1024 * 1024) + '"')
+    response = client.post("/products/", content=two_mib, headers=JSON)
+    assert (response.status_code, response.json()) == (413, {"detail": "Request body too large"})
+    # Streamed without a Content-Length: counted as it arrives.
+    chunks = iter([b'{"name": "', b"x" * (2 * 1024 * 1024), b'"}'])
+    streamed = client.post("/products/", content=chunks, headers=JSON)
+    assert streamed.status_code == 413
+    assert client.get("/products/").json() == []
+
+
+def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -> None:
+    response = client.patch("/users/1", json={})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, PUT"
+    assert client.request("OPTIONS", "/users/").headers["allow"] == "GET, POST"
+
+
+def test_openapi_lists_every_status_a_route_answers(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/users/{user_id}"]["put"]["responses"]) == {
+        "200", "400", "404", "409", "413", "422", "503",
+    }  # fmt: skip
+    assert set(paths["/users/"]["get"]["responses"]) == {"200", "413", "422", "503"}
+    assert set(paths["/db"]["get"]["responses"]) == {"200", "413", "503"}
+    assert "409" in paths["/products/{product_id}"]["delete"]["responses"]
+    assert "409" not in paths["/users/{user_id}"]["delete"]["responses"]
+    assert "404" in paths["/orders/"]["post"]["responses"]
+    assert list(paths["/plaintext"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
