@@ -51,9 +51,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.stack = stack
-    app.include_router(operations.router)
+    # Starlette tries routes in order: the benchmark's hot paths first (TechEmpower's /json
+    # and /plaintext, then the stack's router, which starts with /db), /health and /metrics
+    # last. /docs and /openapi.json come before all of them: FastAPI adds them first.
     app.include_router(techempower.router)
     app.include_router(sync_api.router if stack.style == "sync" else async_api.router)
+    app.include_router(operations.router)
     install_unavailable_handler(app, implementation.UNAVAILABLE)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -209,10 +209,11 @@ class OrmDatabase:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    @asynccontextmanager
-    async def store(self) -> AsyncIterator[OrmStore]:
-        async with self.sessions() as session:
-            yield OrmStore(session, self)
+    def store(self) -> OrmStore:
+        """One request's store. Its session needs no closing: each operation's transaction
+        returns the connection to the pool when it ends, and the session then holds
+        nothing but the request's identity map."""
+        return OrmStore(self.sessions(), self)
 
     async def scalar(self, statement: Executable) -> Any:
         async with self.sessions() as session:
