@@ -208,6 +208,7 @@ class Cell(Keyed):
     steady: Steady | None = None
     server_start_s: float | None = None
     server_log: str | None = None
+    profile: str | None = None  # `--profile`: the flame graph (SVG) of this cell, relative path
 
     @property
     def measured(self) -> bool:
