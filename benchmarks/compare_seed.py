@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,7 +50,9 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 
 def database_url() -> str:
     """The embedded (or DATABASE_URL) database, migrated and seeded as pgarena does."""
-    for command in (["db", "start"], ["db", "upgrade"], ["db", "seed"]):
+    # The sizes `pgarena run` seeds, which the workload's {user_id} is drawn from.
+    seed = ["db", "seed", "--users", "10000", "--products", "1000", "--orders", "10000"]
+    for command in (["db", "start"], ["db", "upgrade"], seed):
         subprocess.run([*PGARENA, *command], check=True, stdout=subprocess.DEVNULL)
     return subprocess.run(
         [*PGARENA, "db", "url"], check=True, capture_output=True, text=True
@@ -97,6 +100,8 @@ def main() -> None:
     parser.add_argument("-d", "--duration", default="3s")
     parser.add_argument("--out", type=Path, default=Path("seed-compare"))
     args = parser.parse_args()
+    # A kill ends the script through its `finally`, which stops the servers it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     url = database_url()
     servers = start_servers(url)
     rps: dict[str, list[dict[int, float]]] = {name: [] for name in servers}
