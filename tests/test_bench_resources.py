@@ -119,6 +119,8 @@ def test_statements_in_the_window_are_counted_without_the_monitors_own(
     assert usage.statements == 12
     # The monitor did poll pg_stat_activity meanwhile, and saw the connection doing so.
     assert usage.db_connections_max == 1
+    # One connection opened inside the window (pg_stat_database.sessions), none before it.
+    assert usage.new_connections == 1
 
 
 def test_statements_in_other_databases_are_not_counted(database_url: str, fresh_database) -> None:
@@ -129,6 +131,7 @@ def test_statements_in_other_databases_are_not_counted(database_url: str, fresh_
     _run_statements(database_url, 3)
     usage = monitor.stop()
     assert (usage.statements_source, usage.statements) == ("pg_stat_statements", 3)
+    assert usage.new_connections == 1  # the neighbour's connection is not this database's
 
 
 def test_missing_extension_is_created_when_the_role_may(database_url: str) -> None:

@@ -276,7 +276,7 @@ def test_metrics_count_users_requests_and_pool(client: TestClient) -> None:
     by_template = 'http_requests_total{method="GET",route="/users/{user_id}",status="200"}'
     assert metric(after, by_template) - metric(before, by_template) == 1
     assert metric(after, 'http_request_duration_seconds_count{method="POST",route="/users/"') >= 2
-    assert metric(after, "db_pool_max_connections") == 20  # 10 + 10 overflow by default
+    assert metric(after, "db_pool_max_connections") == 20  # a pool of 20, no overflow
     assert "db_pool_connections_in_use" in after
 
 

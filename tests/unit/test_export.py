@@ -30,6 +30,7 @@ CELL_COLUMNS = [
     "server_cpu_s", "postgres_cpu_s", "generator_cpu_s", "other_cpu_s",
     "cpu_share_server", "cpu_share_postgres", "cpu_share_generator", "cpu_share_other",
     "server_rss_peak_bytes", "steady_start_s", "rps_ci95_low", "rps_ci95_high",
+    "new_connections_per_s",
 ]  # fmt: skip
 SUMMARY_COLUMNS = [
     "stack", "workload", "concurrency", "repeats", "failed", "requests",
@@ -40,6 +41,7 @@ SUMMARY_COLUMNS = [
     "latency_p99_ms_mean", "latency_p99_ms_ci95_low", "latency_p99_ms_ci95_high",
     "error_rate", "cpu_share_server", "cpu_share_postgres", "cpu_share_generator",
     "cpu_share_other", "peak_rss_bytes", "statements_per_request", "warnings",
+    "new_connections_per_s",
 ]  # fmt: skip
 TEXT_COLUMNS = {"stack", "workload", "status", "error", "warnings"}
 

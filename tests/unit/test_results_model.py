@@ -183,3 +183,29 @@ def test_correlated_batches_are_flagged_only_where_they_set_the_interval() -> No
     [repeated] = summarize_run([one, _autocorrelated_cell(1)])
     assert "autocorrelated" not in {w.kind for w in repeated.warnings}
     assert repeated.rps.method in ("repeats", "pooled repeats")
+
+
+def test_files_without_new_connections_load_and_churn_is_flagged(golden: Run) -> None:
+    # Files written before connections were counted (the golden one) load with None.
+    assert all(cell.new_connections_per_s is None for cell in golden.cells)
+    assert all(summary.new_connections_per_s is None for summary in golden.summaries)
+    assert not any(w.kind == "connection-churn" for s in golden.summaries for w in s.warnings)
+    rates = [1000.0 + (i % 3 - 1) * 30 for i in range(40)]
+
+    def cell(repeat: int, new_connections_per_s: float) -> Cell:
+        measured = Cell(
+            CellKey("async", "db", 50), repeat, "ok", None, "2026-01-01T00:00:00Z",
+            series=_series(rates), new_connections_per_s=new_connections_per_s,
+        )  # fmt: skip
+        return finish_cell(measured, 0.1)
+
+    [churning] = summarize_run([cell(0, 14.0), cell(1, 20.0)])
+    assert churning.new_connections_per_s == pytest.approx(17.0)
+    [warning] = [w for w in churning.warnings if w.kind == "connection-churn"]
+    assert "17.0 new PostgreSQL connections/s" in warning.message
+    [steady] = summarize_run([cell(0, 0.0), cell(1, 0.0)])
+    assert steady.new_connections_per_s == 0.0
+    assert not any(w.kind == "connection-churn" for w in steady.warnings)
+    churning_cell = cell(0, 14.0).to_dict()
+    assert Cell.from_dict(churning_cell).new_connections_per_s == 14.0
+    validate({**golden.to_dict(), "cells": [churning_cell], "summary": [churning.to_dict()]})

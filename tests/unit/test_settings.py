@@ -75,3 +75,11 @@ def test_bad_values_fail_at_construction(field: str, value: int) -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         Settings().port = 1  # type: ignore[misc]
+
+
+def test_the_default_pool_has_no_overflow_and_threads_match_it() -> None:
+    # Overflow connections are closed on return: a default with overflow churns connections
+    # under steady load (issue 15). The thread pool of a sync stack matches the pool.
+    settings = Settings()
+    assert (settings.pool_size, settings.max_overflow) == (20, 0)
+    assert settings.thread_count == settings.max_connections == 20

@@ -105,11 +105,15 @@ def measured_cell(
             "machine_busy_cpu_s": usage.machine_busy_cpu_s,
             "statements": statements,
             "statements_source": usage.statements_source,
+            "new_connections": usage.new_connections,
         },
         requests_per_server_cpu_s=result.ok / server_cpu if server_cpu else None,
         cpu_share=cpu_shares(usage, result.generator_cpu_s),
         statements_per_request=statements / result.requests
         if statements is not None and result.requests
+        else None,
+        new_connections_per_s=usage.new_connections / usage.wall_s
+        if usage.new_connections is not None and usage.wall_s > 0
         else None,
         series=merge_series(result, usage),
     )

@@ -71,6 +71,7 @@ def run(
     timeout: opt.Timeout = "10s",
     quiet: opt.Quiet = False,
     json_output: opt.JsonOutput = False,
+    profile: opt.Profile = False,
 ) -> RunOutcome:
     """Benchmark the stacks: every stack x workload x concurrency x repeat, one result file.
 
@@ -137,7 +138,14 @@ def run(
         generator_processes=generators,
         timeout_s=parse_seconds(timeout, "--timeout"),
         slos=tuple(thresholds),
+        profile=profile,
     )
+    if profile:
+        if target_spec is not None:
+            raise UserError("--profile records the servers pgarena starts; not with --target")
+        from pgarena.bench.profiling import py_spy
+
+        py_spy()  # a missing py-spy is a usage error before anything runs
     check_writable(out_dir)
     # Progress on stderr, silenced by --quiet; the result on stdout, unless --json keeps
     # stdout for the JSON document (the table then goes to stderr, with the progress).

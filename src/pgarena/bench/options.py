@@ -313,6 +313,15 @@ Quiet = Annotated[
     typer.Option("--quiet", "-q", help="No progress on stderr; warnings and the result only."),
 ]
 
+Profile = Annotated[
+    bool,
+    typer.Option(
+        "--profile",
+        help="Record a py-spy flame graph of one cell per stack, linked from the HTML report "
+        "(needs pgarena[profile]).",
+    ),
+]
+
 JsonOutput = Annotated[
     bool,
     typer.Option(

@@ -7,7 +7,9 @@ reaped it, the kernel adds its CPU to the parent's `children_user`/`children_sys
 the totals include. A sampler thread in the orchestrating process records, every
 `SAMPLE_INTERVAL_S`, the CPU series, memory (RSS of the server tree) and the connections the
 server holds open in PostgreSQL (`pg_stat_activity`). At both edges of the window it reads
-how many statements the benchmark's database executed (`pg_stat_statements`).
+how many statements the benchmark's database executed (`pg_stat_statements`) and how many
+connections were opened to it (`pg_stat_database.sessions`, PostgreSQL 14+): a pool that
+keeps its connections opens none once warm, one that churns opens some every second.
 
 Every statement the monitor sends carries `MONITOR_MARKER`, so that the statement count can
 leave out the monitor's own.
@@ -39,6 +41,13 @@ SAMPLE_INTERVAL_S = 0.25
 # run, a build, a browser. On a 2-core machine that is an eighth of the capacity, enough to
 # move throughput by more than the differences pgarena reports as real.
 OTHER_CPU_WARNING_SHARE = 0.25
+
+# Sessions ever established to the benchmark's database. A new backend publishes its count
+# with its first transaction's statistics, so a connection opened inside the window is
+# counted within the window; the monitor's own connection was opened before it.
+_SESSIONS_SQL = f"""
+SELECT {MONITOR_MARKER} sessions FROM pg_stat_database WHERE datname = current_database()
+"""
 
 # Backends of the server under test, not the sampler's own connection.
 _CONNECTIONS_SQL = f"""
@@ -74,6 +83,8 @@ class WindowUsage:
     (`pg_stat_statements`) or, without that extension, transactions
     (`pg_stat_database.transactions`: commits + rollbacks, which PostgreSQL publishes up
     to a second late, so the count is approximate at the window's edges).
+    `new_connections` counts the connections opened to that database in the window
+    (`pg_stat_database.sessions`; None before PostgreSQL 14 or without a database).
     `generator_cpu_s` and `other_cpu_s` are None until `with_generator_cpu` fills them in.
     """
 
@@ -89,6 +100,7 @@ class WindowUsage:
     series: list[ResourcePoint] = field(default_factory=list)
     statements: int | None = None
     statements_source: StatementsSource | None = None
+    new_connections: int | None = None
     generator_cpu_s: float | None = None
     other_cpu_s: float | None = None
 
@@ -211,6 +223,7 @@ class ResourceMonitor:
         self._last: _Reading | None = None
         self._closed = False
         self._statements = StatementCounter()
+        self._sessions_before: int | None = None
 
     def prepare(self) -> None:
         """Connect to the database and choose how to count statements, ahead of the window.
@@ -232,6 +245,7 @@ class ResourceMonitor:
         self.prepare()
         if self._connection is not None:
             self._statements.start(self._connection)
+            self._sessions_before = self._read_sessions()
         self._first = self._last = self._read(None)
         self._thread = threading.Thread(target=self._sample, name="pgarena-sampler", daemon=True)
         self._thread.start()
@@ -248,8 +262,11 @@ class ResourceMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        statements = None
+        statements = new_connections = None
         if self._connection is not None:
+            sessions = self._read_sessions()
+            if sessions is not None and self._sessions_before is not None:
+                new_connections = sessions - self._sessions_before
             statements = self._statements.stop(self._connection)
             with contextlib.suppress(Exception):
                 self._connection.close()
@@ -273,6 +290,7 @@ class ResourceMonitor:
             series=list(self._series),
             statements=statements,
             statements_source=self._statements.source if statements is not None else None,
+            new_connections=new_connections,
         )
 
     def _read(self, previous: _Reading | None) -> _Reading:
@@ -349,6 +367,17 @@ class ResourceMonitor:
         if row is not None:
             self._connections.append(int(row[0]))
             self._active.append(int(row[1]))
+
+    def _read_sessions(self) -> int | None:
+        """`pg_stat_database.sessions` now (None before PostgreSQL 14, or on any failure)."""
+        if self._connection is None or self._connection.info.server_version < 140000:
+            return None
+        try:
+            self._statements.own_statement()
+            row = self._connection.execute(_SESSIONS_SQL).fetchone()
+        except Exception:  # the database went away: no count rather than a wrong one
+            return None
+        return int(row[0]) if row is not None and row[0] is not None else None
 
     def _connect(self) -> psycopg.Connection | None:
         if self.database_url is None:

@@ -10,6 +10,7 @@ nothing correctly is recorded as failed with the reason, and the run goes on.
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -96,6 +97,7 @@ class RunConfig:
     generator_processes: int = 1
     timeout_s: float = 10.0
     slos: tuple[Slo, ...] = ()
+    profile: bool = False  # a py-spy flame graph of one cell per stack (bench/profiling.py)
     notes: list[str] = field(default_factory=list)
     database: PreparedDatabase | None = None  # filled by `run_plan` (None with a target)
 
@@ -225,6 +227,11 @@ class _Arena:
         self.postgres_pid = (
             postmaster_pid(config.database_url) if config.database_url is not None else None
         )
+        self.profiler = None
+        if config.profile:
+            from pgarena.bench.profiling import Profiler
+
+            self.profiler = Profiler(config.out_dir)
 
     def run(self) -> None:
         cells = self.plan.cells()
@@ -314,12 +321,20 @@ class _Arena:
         )
         monitor.prepare()  # connect now, so that the window opens on time
         usage: list[WindowUsage] = []
+        profiler = self.profiler if server is not None else None
+        if profiler is not None and not profiler.wants(key):
+            profiler = None
+        profile: list[str | None] = []
 
         def on_phase(phase: str) -> None:
             if phase == "measuring":
                 monitor.start()
+                if profiler is not None and server is not None and server.pid is not None:
+                    profiler.start(key, server.pid)
             elif phase == "measured" and not usage:
                 usage.append(monitor.stop())
+                if profiler is not None:
+                    profile.append(profiler.stop())
 
         def server_died() -> bool:
             return server is not None and server.exit_code() is not None
@@ -360,8 +375,14 @@ class _Arena:
         if self.plan.server_lifetime == "cell" or error:
             self.stop_servers(key.stack)
         cell = measured_cell(key, started_at, result, usage[0], error)
+        if profiler is not None and not profile:  # the window closed abnormally
+            profile.append(profiler.stop())
+        if profiler is not None and profiler.error:
+            # On stderr with the progress: the run goes on, that cell just has no profile.
+            print(f"--profile: no flame graph of {key.stack}: {profiler.error}", file=sys.stderr)
         return replace(
             cell,
+            profile=profile[0] if profile else None,
             server_start_s=server_start_s,
             server_log=str(server.log_path.relative_to(self.config.out_dir)) if server else None,
         )

@@ -71,6 +71,8 @@ def _cell_columns() -> list[Column]:
         # The within-cell interval of `rps`: batch means over this repeat's steady state.
         ("rps_ci95_low", lambda cell: getattr(_steady_rps(cell), "ci95_low", None)),
         ("rps_ci95_high", lambda cell: getattr(_steady_rps(cell), "ci95_high", None)),
+        # Appended last, so that readers of older files' columns find them where they were.
+        ("new_connections_per_s", lambda cell: cell.new_connections_per_s),
     ]
 
 
@@ -107,6 +109,7 @@ def _summary_columns() -> list[Column]:
         ("peak_rss_bytes", lambda summary: summary.peak_rss_bytes),
         ("statements_per_request", lambda summary: summary.statements_per_request),
         ("warnings", lambda summary: "; ".join(w.message for w in summary.warnings)),
+        ("new_connections_per_s", lambda summary: summary.new_connections_per_s),
     ]
 
 

@@ -122,6 +122,14 @@ def render_html(
             findings=findings(figures),
             run_charts=[_view(chart) for chart in charts if chart.workload is None],
             failures=failure_table(figures),
+            profiles=[
+                {
+                    "path": cell.profile,
+                    "label": f"{cell.stack} on {cell.workload} at concurrency {cell.concurrency}",
+                }
+                for cell in figures.run.cells
+                if cell.profile
+            ],
             slos=slo_table(figures),
             metadata=metadata_rows(figures),
             command_line=command_line(figures),

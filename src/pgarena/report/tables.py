@@ -96,7 +96,8 @@ def cpu_share_text(cell: CellFigures) -> str:
 
 def latency_table(figures: RunFigures, workload: str) -> Table:
     """p50/p99 latency, requests per server CPU-second, statements per request (ORM and raw
-    stacks side by side), memory and CPU share per cell."""
+    stacks side by side), new PostgreSQL connections per second after warmup (0 for a pool
+    that keeps its connections), memory and CPU share per cell."""
     table = Table(
         header=[
             "Concurrency",
@@ -105,14 +106,16 @@ def latency_table(figures: RunFigures, workload: str) -> Table:
             "p99 (ms)",
             "req / server CPU-s",
             "Statements / req",
+            "New conns / s",
             "Peak RSS (MiB)",
             "CPU server / PG / generator",
         ],
-        numeric=[True, False, True, True, True, True, True, True],
+        numeric=[True, False, True, True, True, True, True, True, True],
     )
     for cell in figures.cells_of(workload):
         share = cell.cpu_share or {}
         statements = cell.summary.statements_per_request
+        churn = cell.summary.new_connections_per_s
         table.rows.append(
             [
                 Entry(str(cell.concurrency), cell.concurrency),
@@ -121,6 +124,7 @@ def latency_table(figures: RunFigures, workload: str) -> Table:
                 _figure(cell.latency_p99_ms),
                 _figure(cell.requests_per_server_cpu_s),
                 Entry(number(statements), statements),
+                Entry(number(churn), churn),
                 Entry(mebibytes(cell.peak_rss_bytes), cell.peak_rss_bytes),
                 Entry(cpu_share_text(cell), share.get("server")),
             ]

@@ -34,6 +34,7 @@ RESOURCE_FIELDS = (
     "machine_busy_cpu_s",
     "statements",
     "statements_source",
+    "new_connections",
 )
 # The parts of the machine's CPU a cell accounts for, in the order charts stack them.
 CPU_PARTS = ("server", "postgres", "generator", "other")
@@ -200,10 +201,14 @@ class Cell(Keyed):
     requests_per_server_cpu_s: float | None = None
     cpu_share: Mapping[str, float | None] = field(default_factory=lambda: dict.fromkeys(CPU_PARTS))
     statements_per_request: float | None = None
+    # Connections opened to PostgreSQL per second of the measured window (warmup excluded):
+    # 0 for a pool that keeps its connections. None in files written before it was measured.
+    new_connections_per_s: float | None = None
     series: tuple[SeriesPoint, ...] = ()
     steady: Steady | None = None
     server_start_s: float | None = None
     server_log: str | None = None
+    profile: str | None = None  # `--profile`: the flame graph (SVG) of this cell, relative path
 
     @property
     def measured(self) -> bool:
@@ -264,6 +269,7 @@ class Summary(Keyed):
     cpu_share: Mapping[str, float | None]
     peak_rss_bytes: int | None
     statements_per_request: float | None
+    new_connections_per_s: float | None = None  # mean over repeats; None in older files
     warnings: tuple[CellWarning, ...] = ()
 
     _ESTIMATES = ("rps", "requests_per_server_cpu_s", "latency_p50_ms", "latency_p99_ms")

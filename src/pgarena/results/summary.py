@@ -141,6 +141,7 @@ def summarize_key(key: CellKey, members: Sequence[Cell], pooled: Pooled | None =
         cpu_share={part: _mean(c.cpu_share.get(part) for c in measured) for part in CPU_PARTS},
         peak_rss_bytes=int(max(peaks)) if peaks else None,
         statements_per_request=_mean(c.statements_per_request for c in measured),
+        new_connections_per_s=_mean(c.new_connections_per_s for c in measured),
     )
     throughputs = _known(cell.rps for cell in measured)
     steadies = [cell.steady for cell in measured if cell.steady is not None]
@@ -160,6 +161,7 @@ def summarize_key(key: CellKey, members: Sequence[Cell], pooled: Pooled | None =
         else None,
         warmup=next((s.warmup for s in steadies if s.warmup.steady is False), None),
         other_cpu_share=summary.cpu_share.get("other"),
+        new_connections_per_s=summary.new_connections_per_s,
     )
     return replace(summary, warnings=tuple(warnings))
 

@@ -23,6 +23,7 @@ WarningKind = Literal[
     "autocorrelated",
     "single-repeat",
     "busy-machine",
+    "connection-churn",
 ]
 
 # A 95% interval wider than +/-10% of the mean cannot separate stacks that differ by 10%.
@@ -30,6 +31,11 @@ IMPRECISE_HALF_WIDTH = 0.10
 # Processes other than server, PostgreSQL and generator may use this share of the machine's
 # CPU before a cell is flagged: beyond it they compete with what is measured.
 BUSY_MACHINE_SHARE = 0.10
+# A pool that keeps its connections opens none after warmup. More than this many new
+# PostgreSQL connections a second (a connection costs a fork and an authentication, about
+# a millisecond of PostgreSQL's CPU) means the pool closes and reopens them under load:
+# SQLAlchemy's overflow, a too-short idle lifetime. The figures then measure pool settings.
+CHURN_CONNECTIONS_PER_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ def stability_warnings(
     series: BatchMeans | None = None,
     warmup: Warmup | None = None,
     other_cpu_share: float | None = None,
+    new_connections_per_s: float | None = None,
 ) -> list[CellWarning]:
     """The warnings one cell deserves, each from one rule, in order of gravity.
 
@@ -75,7 +82,9 @@ def stability_warnings(
     - "autocorrelated": batch means never reached independence, so the interval is too narrow;
     - "single-repeat": one repeat only: its interval covers the seconds of one server, not
       the variation between fresh servers;
-    - "busy-machine": other processes used more than BUSY_MACHINE_SHARE of the CPU.
+    - "busy-machine": other processes used more than BUSY_MACHINE_SHARE of the CPU;
+    - "connection-churn": the server opened more than CHURN_CONNECTIONS_PER_S new
+      PostgreSQL connections a second after warmup.
 
     `label` (for example "rps") prefixes the figure-specific messages.
     """
@@ -112,4 +121,10 @@ def stability_warnings(
     if other_cpu_share is not None and other_cpu_share > BUSY_MACHINE_SHARE:
         message = f"busy machine: other processes used {other_cpu_share:.0%} of the CPU"
         warnings.append(CellWarning("busy-machine", message))
+    if new_connections_per_s is not None and new_connections_per_s > CHURN_CONNECTIONS_PER_S:
+        message = (
+            f"connection churn: {new_connections_per_s:.1f} new PostgreSQL connections/s"
+            " after warmup (the pool closes and reopens connections)"
+        )
+        warnings.append(CellWarning("connection-churn", message))
     return warnings

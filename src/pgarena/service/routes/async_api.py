@@ -1,9 +1,15 @@
-"""The API with `async def` endpoints and an `async def` session dependency: FastAPI runs
-them on the event loop, and every database call is awaited."""
+"""The API with `async def` endpoints: FastAPI runs them on the event loop, and every
+database call is awaited.
+
+The store dependency is a plain `async def` that returns the request's store, not a
+generator: each store operation is its own unit of work and returns its connection before
+it returns (see `stacks/interface.py`), so there is nothing to clean up after the response,
+and FastAPI need not enter an exit stack, drive a generator and shield its exit per request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -33,13 +39,41 @@ from pgarena.service.stacks.interface import AsyncDatabase, AsyncStore
 router = APIRouter()
 
 
-async def get_store(request: Request) -> AsyncIterator[AsyncStore]:
+async def get_store(request: Request) -> AsyncStore:
+    """The request's store, from the database the lifespan opened."""
     database: AsyncDatabase = request.app.state.database
-    async with database.store() as store:
-        yield store
+    return database.store()
 
 
 Store = Annotated[AsyncStore, Depends(get_store)]
+
+
+# The TechEmpower database types first: the router tries routes in order, and these are
+# the hot paths of a benchmark (see `pgarena.service.app` for the order of the routers).
+
+
+@router.get("/db", tags=["techempower"], response_model=WorldPublic)
+async def single_query(db: Store) -> Response:
+    """One random `world` row."""
+    return tfb.json_response(await db.get_world(tfb.random_id()))
+
+
+@router.get("/queries", tags=["techempower"], response_model=list[WorldPublic])
+async def multiple_queries(db: Store, queries: str | None = None) -> Response:
+    """`queries` random `world` rows (1..500, leniently parsed), one statement each."""
+    return tfb.json_response(await db.get_worlds(tfb.random_ids(queries)))
+
+
+@router.get("/updates", tags=["techempower"], response_model=list[WorldPublic])
+async def updates(db: Store, queries: str | None = None) -> Response:
+    """`queries` random `world` rows, each given and stored a new random number."""
+    return tfb.json_response(await db.update_worlds(tfb.new_random_numbers(queries)))
+
+
+@router.get("/fortunes", tags=["techempower"], response_class=HTMLResponse)
+async def fortunes(db: Store) -> HTMLResponse:
+    """Every fortune plus one added at request time, sorted by message, as HTML."""
+    return tfb.fortunes_page(await db.list_fortunes())
 
 
 @router.post("/users/", tags=["users"])
@@ -132,27 +166,3 @@ async def slow(db: Store, ms: Annotated[int, Query(ge=0, le=10_000)] = 50) -> Sl
     """Hold a connection while PostgreSQL sleeps: the regime where async is said to win."""
     await db.sleep(ms / 1000)
     return Slept(slept_ms=ms)
-
-
-@router.get("/db", tags=["techempower"], response_model=WorldPublic)
-async def single_query(db: Store) -> Response:
-    """One random `world` row."""
-    return tfb.json_response(await db.get_world(tfb.random_id()))
-
-
-@router.get("/queries", tags=["techempower"], response_model=list[WorldPublic])
-async def multiple_queries(db: Store, queries: str | None = None) -> Response:
-    """`queries` random `world` rows (1..500, leniently parsed), one statement each."""
-    return tfb.json_response(await db.get_worlds(tfb.random_ids(queries)))
-
-
-@router.get("/updates", tags=["techempower"], response_model=list[WorldPublic])
-async def updates(db: Store, queries: str | None = None) -> Response:
-    """`queries` random `world` rows, each given and stored a new random number."""
-    return tfb.json_response(await db.update_worlds(tfb.new_random_numbers(queries)))
-
-
-@router.get("/fortunes", tags=["techempower"], response_class=HTMLResponse)
-async def fortunes(db: Store) -> HTMLResponse:
-    """Every fortune plus one added at request time, sorted by message, as HTML."""
-    return tfb.fortunes_page(await db.list_fortunes())

@@ -13,9 +13,9 @@ waiting for a connection would wait on connections whose requests wait for a thr
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -209,10 +209,11 @@ class OrmDatabase:
         self.sessions = sessions
         self.executor = executor
 
-    @contextmanager
-    def store(self) -> Iterator[OrmStore]:
-        with self.sessions() as session:
-            yield OrmStore(session, self)
+    def store(self) -> OrmStore:
+        """One request's store. Its session needs no closing: each operation's transaction
+        returns the connection to the pool when it ends, and the session then holds
+        nothing but the request's identity map."""
+        return OrmStore(self.sessions(), self)
 
     def scalar(self, statement: Executable) -> Any:
         with self.sessions() as session:

@@ -222,9 +222,9 @@ class RawDatabase:
         self.pool = pool
         self.timeout = settings.pool_timeout
 
-    @asynccontextmanager
-    async def store(self) -> AsyncIterator[RawStore]:
-        yield RawStore(self)
+    def store(self) -> RawStore:
+        """One request's store: it takes a connection per operation, on first use."""
+        return RawStore(self)
 
     async def acquire(self) -> Connection:
         connection = await self.pool.acquire(timeout=self.timeout)

@@ -9,9 +9,9 @@ so each request runs prepared statements.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -215,9 +215,9 @@ class RawDatabase:
         # Runs the independent queries of `summary` side by side, one connection each.
         self.executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")
 
-    @contextmanager
-    def store(self) -> Iterator[RawStore]:
-        yield RawStore(self)
+    def store(self) -> RawStore:
+        """One request's store: it takes a connection per operation, on first use."""
+        return RawStore(self)
 
     def acquire(self) -> Connection:
         connection = self.pool.getconn(timeout=self.timeout)
