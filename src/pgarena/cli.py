@@ -1,4 +1,4 @@
-"""The `pgarena` command: serve, db, stacks, run, report, compare.
+"""The `pgarena` command: serve, db, stacks, run, report, compare, claims, chaos.
 
 Each area owns its commands in its own package; this module only assembles them and
 turns user mistakes into a one-line error with exit code 2 instead of a traceback.
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from pgarena import __version__
 from pgarena.bench import cli as bench_cli
+from pgarena.chaos.cli import chaos_command
 from pgarena.claims.cli import claims_command
 from pgarena.database.cli import DataDir, db_app
 from pgarena.errors import UserError
@@ -209,6 +210,7 @@ app.command("calibrate")(bench_cli.calibrate)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("claims")(claims_command)
+app.command("chaos")(chaos_command)
 
 
 def fail(message: str) -> None:
