@@ -244,14 +244,20 @@ def schemathesis_command() -> str | None:
     return str(beside) if beside.exists() else shutil.which("schemathesis")
 
 
+def schemathesis_skipped(stack: str) -> FaultResult:
+    """The record of a schemathesis fault that could not run: no check, a note saying why."""
+    result = FaultResult(stack, "schemathesis")
+    result.notes.append("skipped: schemathesis not installed (pip install 'pgarena[chaos]')")
+    return result
+
+
 async def schemathesis(target: Target, out_dir: Path) -> FaultResult:
     """schemathesis `--checks all` on the service's OpenAPI document (the optional extra
     `chaos`): 0 failures means every answer matches the documented statuses and schemas."""
-    result = FaultResult(target.stack, "schemathesis")
     command = schemathesis_command()
     if command is None:
-        result.notes.append("skipped: schemathesis not installed (pip install 'pgarena[chaos]')")
-        return result
+        return schemathesis_skipped(target.stack)
+    result = FaultResult(target.stack, "schemathesis")
     examples = "10" if target.quick else "100"
     log = out_dir / f"schemathesis-{target.stack}.log"
     started = time.monotonic()

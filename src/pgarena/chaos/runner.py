@@ -188,7 +188,7 @@ def _run_stack(
                     process.stop()
             result.seconds = round(time.monotonic() - started, 2)
             writer.add(result)
-            verdict = "pass" if result.passed else "FAIL"
+            verdict = ("pass" if result.passed else "FAIL") if result.checks else "skipped"
             progress(f"{stack}: {fault} {verdict} ({result.seconds:.0f} s)")
     finally:
         for process in servers.values():
@@ -204,6 +204,8 @@ async def _one_fault(
     server: Callable[[str], ServerProcess],
     servers: dict[str, ServerProcess],
 ) -> FaultResult:
+    if fault == "schemathesis" and faults.schemathesis_command() is None:
+        return faults.schemathesis_skipped(stack)
     kind = "pool" if fault == "pool" else "main"
     process = await asyncio.to_thread(server, kind)
     notes = []
