@@ -173,8 +173,13 @@ def run(**options: object) -> None:
         document = run_document(outcome.run, outcome.results, reports)
         typer.echo(json.dumps(document, indent=1, allow_nan=False))
     if outcome.all_failed:
+        # The reason on the same line: the first cell's error, or its failed requests by kind.
+        first = outcome.run.failed_cells[0]
+        kinds = ", ".join(f"{n} x {kind}" for kind, n in first.errors.items())
+        reason = ((first.error or "").strip().splitlines() or [kinds or "no request answered"])[0]
         typer.secho(
-            f"error: every cell failed ({len(outcome.run.cells)}); see {outcome.results}",
+            f"error: every cell failed ({len(outcome.run.cells)}), first: {reason[:200]}; "
+            f"see {outcome.results}",
             fg=typer.colors.RED,
             err=True,
         )

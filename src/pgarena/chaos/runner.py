@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
 from pgarena.chaos import faults
@@ -31,6 +32,7 @@ from pgarena.database.lock import run_lock
 from pgarena.database.migrations import upgrade
 from pgarena.database.seed import seed_database
 from pgarena.database.urls import with_database
+from pgarena.errors import UserError
 from pgarena.results.file import utc_now, write_atomically
 
 FAULTS = ("restart", "freeze", "pool", "disconnect", "writes", "schemathesis")
@@ -175,16 +177,16 @@ def _run_stack(
             started = time.monotonic()
             progress(f"{stack}: {fault}")
             try:
-                result = asyncio.run(
-                    _one_fault(config, postgres, stack, url, fault, server, servers)
-                )
-            except (ServerFailed, OSError, RuntimeError) as error:
+                result = asyncio.run(_one_fault(config, postgres, stack, url, fault, server))
+            except (ServerFailed, UserError, OSError, RuntimeError, psycopg.Error) as error:
+                # The fault could not be made or measured: a failed check, not a lost run.
                 result = FaultResult(stack, fault)
                 result.checks.append(Check("fault ran", False, str(error)[:300], "no error"))
-            if not result.passed:
+            for kind, process in servers.items():
                 # A fault that failed may leave the server wedged (requests still queued,
-                # a broken pool): the next fault starts on a fresh one.
-                for process in servers.values():
+                # a broken pool): the next fault starts on a fresh one. The small-pool
+                # server serves one fault only.
+                if kind == "pool" or not result.passed:
                     process.stop()
             result.seconds = round(time.monotonic() - started, 2)
             writer.add(result)
@@ -202,7 +204,6 @@ async def _one_fault(
     url: str,
     fault: str,
     server: Callable[[str], ServerProcess],
-    servers: dict[str, ServerProcess],
 ) -> FaultResult:
     if fault == "schemathesis" and faults.schemathesis_command() is None:
         return faults.schemathesis_skipped(stack)
