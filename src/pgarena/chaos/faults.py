@@ -57,6 +57,11 @@ class Target:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def settle_s(self) -> float:
+        """Load before a fault starts, so "during" includes requests that were fine."""
+        return 0.5 if self.quick else 1.0
+
+    @property
     def client_timeout_s(self) -> float:
         """Long enough to see a hang for what it is, short enough to end a broken run."""
         return max(20.0, 3 * self.bounds.longest_s)
@@ -79,7 +84,7 @@ async def restart(target: Target) -> FaultResult:
     """`pg_ctl restart -m fast` under 32 clients on /db."""
     result = FaultResult(target.stack, "restart")
     async with Load(target.base_url, "/db", 32, target.client_timeout_s) as load:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(target.settle_s)  # answered before the fault: the baseline
         await asyncio.to_thread(target.postgres.restart)
         accepting = await asyncio.to_thread(wait_accepting, target.database_url)
         await asyncio.sleep(2.0 if target.quick else 4.0)
@@ -101,7 +106,7 @@ async def freeze(target: Target, seconds: float = 8.0) -> FaultResult:
     result = FaultResult(target.stack, "freeze")
     result.notes.append(f"PostgreSQL frozen {seconds:g} s")
     async with Load(target.base_url, "/db", 32, target.client_timeout_s) as load:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(target.settle_s)  # answered before the fault: the baseline
         processes = cluster_processes(target.postgres)
         try:
             for process in processes:
