@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -88,9 +89,14 @@ def chaos_command(
         stacks=names, out_dir=out_dir, faults=chosen, quick=quick, freeze_s=freeze_s,
         data_dir=data_dir, bounds=Bounds.from_settings(Settings()),
     )  # fmt: skip
-    writer = run_chaos(config, lambda line: typer.echo(line, err=True))
     report = out_dir / "chaos.md"
-    report.write_text(markdown(writer.document))
+    try:
+        writer = run_chaos(config, lambda line: typer.echo(line, err=True))
+    finally:
+        # Interrupted or crashed too: the report of the faults measured, from the file.
+        results = out_dir / "chaos.json"
+        if results.exists():
+            report.write_text(markdown(json.loads(results.read_text())))
     typer.echo(f"results: {writer.path}\nreport: {report}")
     failed = [
         f"{r.stack} {r.fault}: {c.name} {c.measured} (bound {c.bound})"

@@ -25,6 +25,14 @@ def markdown(document: dict[str, Any]) -> str:
         f"{bounds['request_deadline_s']:g} s (from the service's settings): no request may "
         f"take longer than {bounds['longest_request_s']:g} s.",
     ]
+    lines += [
+        "",
+        "*during*: requests started before PostgreSQL accepted connections again (pool "
+        "exhaustion: the flood; concurrent writes: the orders). *after*: requests started "
+        "after it (pool exhaustion: the /health probes; concurrent writes: 20 clients "
+        "creating one user). *recovery*: from PostgreSQL accepting to the first 200 "
+        "(disconnect storm: to the fresh /db's answer).",
+    ]
     verdict = document.get("passed")
     if verdict is not None:
         lines += ["", "**Every check passed.**" if verdict else "**Some checks failed.**"]
@@ -57,5 +65,5 @@ def markdown(document: dict[str, Any]) -> str:
                 for r, c in failed
             ]
         if notes:
-            lines += ["", *[f"- {r['fault']}: {note}" for r, note in notes]]
+            lines += ["", "Notes:", "", *[f"- {r['fault']}: {note}" for r, note in notes]]
     return "\n".join(lines) + "\n"
