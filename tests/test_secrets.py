@@ -74,6 +74,6 @@ def test_run_metadata_and_output_never_show_the_password(database_url: str, tmp_
     document = load_results(tmp_path)
     assert document["metadata"]["postgres"]["database"].count("***") == 1
     for written in tmp_path.rglob("*"):
-        if written.is_file() and written.suffix in (".json", ".md", ".html", ".csv"):
+        if written.is_file() and written.suffix in (".json", ".md", ".html", ".csv", ".log"):
             text = written.read_text(errors="replace")
             assert "Kp7" not in text and "Wm3" not in text, written
