@@ -223,7 +223,7 @@ def test_target_mode_measures_a_running_service_without_server_figures(
 
     # Every cell fails (below), so the run exits 1 although its results are written.
     assert run.returncode == 1, stderr
-    assert "every cell failed" in stderr
+    assert "every cell failed (2), first: " in stderr  # the reason, on the same line
     document = load_results(tmp_path)
     assert document["metadata"]["target"] == f"http://127.0.0.1:{server.port}"
     assert document["metadata"]["postgres"] is None

@@ -1,4 +1,4 @@
-"""The `pgarena` command: serve, db, stacks, run, report, compare.
+"""The `pgarena` command: serve, db, stacks, run, report, compare, claims, chaos.
 
 Each area owns its commands in its own package; this module only assembles them and
 turns user mistakes into a one-line error with exit code 2 instead of a traceback.
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from pgarena import __version__
 from pgarena.bench import cli as bench_cli
+from pgarena.chaos.cli import chaos_command
 from pgarena.claims.cli import claims_command
 from pgarena.database.cli import DataDir, db_app
 from pgarena.errors import UserError
@@ -172,8 +173,13 @@ def run(**options: object) -> None:
         document = run_document(outcome.run, outcome.results, reports)
         typer.echo(json.dumps(document, indent=1, allow_nan=False))
     if outcome.all_failed:
+        # The reason on the same line: the first cell's error, or its failed requests by kind.
+        first = outcome.run.failed_cells[0]
+        kinds = ", ".join(f"{n} x {kind}" for kind, n in first.errors.items())
+        reason = ((first.error or "").strip().splitlines() or [kinds or "no request answered"])[0]
         typer.secho(
-            f"error: every cell failed ({len(outcome.run.cells)}); see {outcome.results}",
+            f"error: every cell failed ({len(outcome.run.cells)}), first: {reason[:200]}; "
+            f"see {outcome.results}",
             fg=typer.colors.RED,
             err=True,
         )
@@ -209,6 +215,7 @@ app.command("calibrate")(bench_cli.calibrate)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("claims")(claims_command)
+app.command("chaos")(chaos_command)
 
 
 def fail(message: str) -> None:

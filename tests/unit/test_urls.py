@@ -123,3 +123,43 @@ def test_ipv6_hosts_and_odd_names_survive_the_round_trip() -> None:
         5433,
         "my db",
     )
+
+
+# Generated passwords hold characters nobody escapes when pasting a URL. Each half of these is
+# distinctive, so a half leaking (the part after an `@` taken for a host name, say) shows.
+SPECIAL_PASSWORDS = ["Kp7/Wm3", "Kp7#Wm3", "Kp7?Wm3", "Kp7@Wm3", "Kp7%Wm3", "Kp7/#?@%Wm3"]
+
+
+@pytest.mark.parametrize("password", SPECIAL_PASSWORDS)
+@pytest.mark.parametrize(
+    "template",
+    [
+        "postgresql://app:{}@db.example.com:5433/shop?sslmode=require",
+        "postgresql+asyncpg://app:{}@db.example.com/shop",
+        "postgres://app:{}@/shop?host=/run/postgresql",
+        "app:{}@db.example.com/shop",  # no scheme: not a URL pgarena takes, still hidden
+    ],
+)
+def test_unescaped_special_characters_stay_in_the_password(template: str, password: str) -> None:
+    url = template.format(password)
+    redacted = redact(url)
+    assert "Kp7" not in redacted and "Wm3" not in redacted
+    assert redacted == template.format("***")
+    message = f'could not translate host name "{password}" to address; user {url}'
+    scrubbed = hide_password(message, url)
+    assert "Kp7" not in scrubbed and "Wm3" not in scrubbed
+    if "://" in template:
+        parsed = parse_database_url(url)
+        assert parsed.password == password
+        assert parsed.host in ("db.example.com", None) and parsed.database == "shop"
+        # The rendered URL escapes it, so libpq reads the same password back.
+        assert parse_database_url(url_for(url, "libpq")).password == password
+
+
+def test_percent_escapes_are_decoded_only_when_they_are_escapes() -> None:
+    assert parse_database_url("postgresql://u:p%40ss@h/db").password == "p@ss"
+    assert parse_database_url("postgresql://u:ab%cd@h/db").password == "ab%cd"  # no UTF-8
+    assert parse_database_url("postgresql://u:50%off@h/db").password == "50%off"
+    assert hide_password("auth failed for p%40ss and p@ss", "postgresql://u:p%40ss@h/db") == (
+        "auth failed for *** and ***"
+    )

@@ -59,6 +59,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    # The "parent" of PR_SET_PDEATHSIG is the *thread* that forked: a server started from a
+    # worker thread (asyncio.to_thread) is killed when that thread ends. Start servers from
+    # a thread that lives as long as they should.
     with contextlib.suppress(Exception):
         import ctypes
 

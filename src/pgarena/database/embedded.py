@@ -131,6 +131,26 @@ class EmbeddedPostgres:
             raise UserError(f"could not stop the embedded PostgreSQL in {self.data_dir}") from None
         return True
 
+    def restart(self) -> None:
+        """Restart the running server (fast: sessions are ended) and wait until it accepts
+        connections again; `pgarena chaos` does this under load. Same socket, same port."""
+        try:
+            pg_ctl(
+                ["-w", "-m", "fast", "restart"],
+                pgdata=self.data_dir,
+                user=_system_user(),
+                timeout=60,
+            )
+        except subprocess.SubprocessError:
+            raise UserError(
+                f"could not restart the embedded PostgreSQL in {self.data_dir}"
+            ) from None
+
+    def pid(self) -> int | None:
+        """The postmaster's process id while the server runs (its children are the cluster)."""
+        info = self._running_postmaster()
+        return info.pid if info is not None else None
+
     def status(self) -> EmbeddedStatus:
         """Whether the server runs, its pid, URL and version."""
         info = self._running_postmaster()

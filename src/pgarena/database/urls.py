@@ -10,9 +10,10 @@ parses once and renders for the target, so a Unix-socket URL
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from sqlalchemy.engine import URL, make_url
 
@@ -33,11 +34,42 @@ _SCHEME_FOR_DRIVER: dict[str, str] = {
     "libpq": "postgresql",
 }
 
-# `scheme://user:PASSWORD@` (scheme optional, as people forget it): the password runs to the
-# last `@` before the path, so an unescaped `@` in it is still hidden completely. Also
-# `?password=...`, which libpq accepts.
-_USERINFO_PASSWORD = re.compile(r"^(?P<head>(?:[^:/?#]+://)?[^:@/?#]*:)[^/?#]+@")
+# libpq also takes the password as a query parameter: `?password=...`.
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#]*", re.IGNORECASE)
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def split_password(url: str) -> tuple[str, str | None, str]:
+    """`url` cut around its password: `(text before it, password as written, text after)`.
+
+    Users paste URLs with generated passwords that nobody escaped: `/`, `#`, `?`, `@` and `%`
+    all occur in base64 or password-manager output. A generic URL parser stops the user info
+    at the first `@` and the authority at the first `/`, `?` or `#`, so part of such a
+    password becomes a host name or a path, and ends up printed in a message. The rule here
+    is the one a human reads: the password runs from the first `:` after the user name to the
+    *last* `@` of the URL (a host, port, database or query never holds an unescaped `@`).
+    Works on any text, scheme or not; `None` when there is no password in the user info.
+    """
+    scheme_end = url.find("://")
+    start = scheme_end + 3 if scheme_end >= 0 else 0
+    at = url.rfind("@")
+    if at < start:
+        return url, None, ""
+    colon = url.find(":", start, at)
+    if colon < 0:
+        return url, None, ""
+    return url[: colon + 1], url[colon + 1 : at], url[at:]
+
+
+def _unescape(password: str) -> str:
+    """The password a URL means: percent-escapes decoded when the text is a valid escaping,
+    else the text as pasted (`p%ss` is not an escape, and `ab%cd` decodes to no UTF-8)."""
+    if "%" not in password or "%" in _ESCAPE.sub("", password):
+        return password
+    try:
+        return unquote(password, errors="strict")
+    except UnicodeDecodeError:
+        return password
 
 
 def redact(url: str | URL) -> str:
@@ -46,14 +78,23 @@ def redact(url: str | URL) -> str:
     Works on any string, even one that is not a valid URL, so error messages can use it.
     """
     text = _render(url) if isinstance(url, URL) else str(url)
-    text = _USERINFO_PASSWORD.sub(r"\g<head>***@", text)
+    head, password, tail = split_password(text)
+    if password:
+        text = head + "***" + tail
     return _QUERY_PASSWORD.sub(r"\g<head>***", text)
 
 
 def parse_database_url(url: str) -> URL:
-    """Parse a PostgreSQL URL in any accepted spelling; `ValueError` (password-free) otherwise."""
+    """Parse a PostgreSQL URL in any accepted spelling; `ValueError` (password-free) otherwise.
+
+    The password is cut out first (see `split_password`), so whatever it holds it can only
+    become the password, never part of the host or the database.
+    """
+    head, password, tail = split_password(url)
     try:
-        parsed = make_url(url)
+        parsed = make_url(head[:-1] + tail if password is not None else url)
+        if password:
+            parsed = parsed.set(password=_unescape(password))
     except Exception:
         # SQLAlchemy's message repeats the whole URL, password included: never chain it.
         raise ValueError(f"not a valid database URL: {redact(url)!r}") from None
@@ -118,15 +159,23 @@ def _render(url: URL) -> str:
 
 
 def hide_password(text: str, url: str | URL) -> str:
-    """`text` (say, a driver's error message) with `url`'s password replaced by `***`."""
-    try:
-        password = (parse_database_url(url) if isinstance(url, str) else url).password
-    except ValueError:
-        password = None
+    """`text` (say, a driver's error message) with `url`'s password replaced by `***`, in
+    every spelling it may take there: as pasted, decoded, or percent-escaped."""
+    spellings: set[str] = set()
+    if isinstance(url, URL):
+        password = url.password
+    else:
+        password = split_password(url)[1]
+        if password:
+            spellings.add(password)
+        with contextlib.suppress(ValueError):
+            password = parse_database_url(url).password
     if password:
-        for spelling in {password, quote(password, safe="")}:
+        spellings |= {str(password), quote(str(password), safe=""), quote(str(password))}
+    for spelling in sorted(spellings, key=len, reverse=True):  # longest first: no tail left
+        if spelling:
             text = text.replace(spelling, "***")
-    return text
+    return redact(text) if "://" in text else text
 
 
 def with_database(url: str | URL, database: str) -> str:
