@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from pgarena import __version__
 from pgarena.bench import cli as bench_cli
+from pgarena.bench.locust.cli import locust_command
 from pgarena.claims.cli import claims_command
 from pgarena.database.cli import DataDir, db_app
 from pgarena.errors import UserError
@@ -209,6 +210,7 @@ app.command("calibrate")(bench_cli.calibrate)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("claims")(claims_command)
+app.command("locust")(locust_command)
 
 
 def fail(message: str) -> None:
