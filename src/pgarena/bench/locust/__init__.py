@@ -14,5 +14,6 @@ Locust patches the standard library for gevent when it is imported, so it never 
   by cell through JSON lines on its stdin and stdout;
 - `worker` (`python -m pgarena.bench.locust.worker`): Locust's `WorkerRunner`, on this
   machine or on another (`pgarena locust --worker --master-host ...`);
-- `users`: the workloads as `FastHttpUser` classes, imported by master and workers alike.
+- `users`: the workloads as `FastHttpUser` classes, imported by master and workers alike;
+- `protocol`: what master and workers agree on (no Locust import: tested in-process).
 """

@@ -11,7 +11,7 @@ asks, on JSON lines: `{"run": {...}}` on its stdin, `{"event": ...}` lines on it
 3. after the duration, stop the users and ask for a last report (`pgarena_flush`).
 
 Every report is Locust's own (`worker_report`: counts, failures and errors of the interval)
-plus the per-second answers and histograms of `seconds.py`, added up per worker and phase.
+plus the per-second answers and histograms of `protocol.py`, added up per worker and phase.
 The result says how many requests each worker sent, so the total can be checked against it.
 """
 
@@ -25,8 +25,8 @@ from gevent.fileobject import FileObjectThread
 from locust import events  # patches the standard library for gevent, before pgarena loads
 from locust.env import Environment
 
-from pgarena.bench.locust import seconds
-from pgarena.bench.locust.users import class_name, error_kind, user_classes
+from pgarena.bench.locust.protocol import class_name, error_kind, merge, serialize
+from pgarena.bench.locust.users import user_classes
 
 ACK_TIMEOUT_S = 30.0
 
@@ -66,7 +66,7 @@ class Phases:
         for error in (data.get("errors") or {}).values():
             kind = error_kind(str(error["error"]))
             self.errors[phase][kind] = self.errors[phase].get(kind, 0) + error["occurrences"]
-        seconds.merge(self.seconds[phase], data.get("pgarena_seconds") or {})
+        merge(self.seconds[phase], data.get("pgarena_seconds") or {})
 
     def acknowledge(self, next_phase: str):
         def handler(environment: Environment, msg: Any, **_: Any) -> None:
@@ -93,7 +93,7 @@ class Phases:
             "failures": sum(self.failures[phase].values()),
             "by_worker": self.requests[phase],
             "errors": self.errors[phase],
-            "seconds": seconds.serialize(self.seconds[phase]),
+            "seconds": serialize(self.seconds[phase]),
         }
 
 

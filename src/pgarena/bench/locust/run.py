@@ -23,7 +23,7 @@ from pgarena.bench.cells import failed_cell, measured_cell
 from pgarena.bench.loadgen import LoadResult, SeriesPoint
 from pgarena.bench.loadgen.job import ERROR_KINDS
 from pgarena.bench.locust.cluster import ClusterFailed, ClusterOptions, LocustCluster
-from pgarena.bench.locust.seconds import INTERVAL_S
+from pgarena.bench.locust.protocol import INTERVAL_S
 from pgarena.bench.plan import Plan, PlannedCell
 from pgarena.bench.resources import ResourceMonitor, WindowUsage, postmaster_pid
 from pgarena.bench.runner import RunConfig, Target, build_metadata

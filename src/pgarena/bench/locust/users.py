@@ -24,31 +24,10 @@ import gevent
 from locust import FastHttpUser, constant
 
 from pgarena.bench.loadgen.http import Request, placeholder_values
+from pgarena.bench.locust.protocol import class_name
 from pgarena.bench.workload_file import FIELD, Step, Workload, load_workload_file
 from pgarena.bench.workloads import DataSizes, resolve_workloads
 from pgarena.errors import UserError
-
-# A failure's message is its error kind; Locust stores it as the exception's repr.
-KIND = re.compile(r"^\w+\('(?P<kind>[a-z0-9_]+)'\)$")
-
-
-def class_name(workload: str) -> str:
-    """The user class of a workload: 'queries-5' -> 'Workload_queries_5'."""
-    return "Workload_" + re.sub(r"\W", "_", workload)
-
-
-def error_kind(locust_error: str) -> str:
-    """pgarena's error kind from Locust's text of a failure (`CatchResponseError('body')`);
-    a transport error (refused, reset, timed out) keeps its exception's name."""
-    match = KIND.match(locust_error)
-    if match:
-        return match.group("kind")
-    name = locust_error.split("(", 1)[0].strip().lower()
-    if "timeout" in name:
-        return "timeout"
-    if "refused" in name or "connect" in name:
-        return "connect"
-    return "disconnect"
 
 
 def _fill(template: str, captured: dict[str, str], values: dict[str, Callable[[], str]],

@@ -16,7 +16,7 @@ import locust.runners
 from locust import events  # patches the standard library for gevent, before pgarena loads
 from locust.env import Environment
 
-from pgarena.bench.locust.seconds import Seconds
+from pgarena.bench.locust.protocol import Seconds
 from pgarena.bench.locust.users import user_classes
 from pgarena.errors import UserError
 

@@ -1,4 +1,5 @@
-"""Answers and latency histograms per interval, recorded on each Locust worker.
+"""What the Locust master and workers agree on: class names, error kinds, and the answers and
+latency histograms per interval that each worker records.
 
 Locust's own statistics keep counts and one latency distribution per request name, and a
 history of rolling 10-second figures; a pgarena cell needs its time series (answers, errors
@@ -10,12 +11,36 @@ sends them with every report to the master and starts afresh, as Locust does wit
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from pgarena.results.histograms import decode_histogram, encode_histogram, new_histogram
 
 INTERVAL_S = 0.25
+
+# A failure's message is its error kind; Locust stores it as the exception's repr.
+KIND = re.compile(r"^\w+\('(?P<kind>[a-z0-9_]+)'\)$")
+
+
+def class_name(workload: str) -> str:
+    """The user class of a workload: 'queries-5' -> 'Workload_queries_5'. Master and
+    workers build their classes from the same names, so they agree without sending code."""
+    return "Workload_" + re.sub(r"\W", "_", workload)
+
+
+def error_kind(locust_error: str) -> str:
+    """pgarena's error kind from Locust's text of a failure (`CatchResponseError('body')`);
+    a transport error (refused, reset, timed out) is named by its exception."""
+    match = KIND.match(locust_error)
+    if match:
+        return match.group("kind")
+    name = locust_error.split("(", 1)[0].strip().lower()
+    if "timeout" in name:
+        return "timeout"
+    if "refused" in name:
+        return "connect"
+    return "disconnect"
 
 
 class Seconds:
