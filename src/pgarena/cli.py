@@ -124,6 +124,15 @@ def serve(
             help="Extra connections beyond the pool.",
         ),
     ] = SERVER_DEFAULTS.max_overflow,
+    pooler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Start this connection pooler in front of PostgreSQL (pgbouncer, "
+            "transaction mode) and serve through it.",
+            show_default="none",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Serve the reference API on one stack.
@@ -147,6 +156,7 @@ def serve(
             )
         ),
         server,
+        pooler,
     )
 
 

@@ -260,6 +260,9 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDataba
         max_size=settings.max_connections,
         max_inactive_connection_lifetime=raw.POOL_MAX_IDLE_S,
         reset=keep_session,
+        # Behind a transaction pooler no statement outlives its transaction's backend: no
+        # cache, so asyncpg uses unnamed statements it re-parses each time.
+        **({"statement_cache_size": 0} if settings.transaction_pooler else {}),
     )
     try:
         yield RawDatabase(pool, settings)
