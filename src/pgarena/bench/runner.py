@@ -190,15 +190,23 @@ def run_plan(
     reporter = reporter or SilentReporter()
     console = console or Console(stderr=True, quiet=True)
     check_writable(config.out_dir)
-    if not config.plan.start_servers or config.database is not None:
+    if not config.plan.start_servers:
         return _run_on(config, reporter)
+    if config.database is not None:
+        return _run_pooled(config, reporter)
     with arena_database(console, config.data) as database:
-        if config.pooler is None:
-            return _run_on(replace(config, database=database), reporter)
-        from pgarena.database.pgbouncer import pgbouncer
+        return _run_pooled(replace(config, database=database), reporter)
 
-        with pgbouncer(database.url) as through:
-            return _run_on(replace(config, database=database, server_url=through), reporter)
+
+def _run_pooled(config: RunConfig, reporter: Reporter) -> ResultWriter:
+    """The run, through the pooler `config.pooler` when it names one (servers connect to
+    it; seeding and the resource monitor keep the direct URL)."""
+    if config.pooler is None or config.database is None:
+        return _run_on(config, reporter)
+    from pgarena.database.pgbouncer import pgbouncer
+
+    with pgbouncer(config.database.url) as through:
+        return _run_on(replace(config, server_url=through), reporter)
 
 
 def _run_on(config: RunConfig, reporter: Reporter) -> ResultWriter:
