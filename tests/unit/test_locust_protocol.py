@@ -98,3 +98,33 @@ def test_a_master_result_becomes_a_load_result_with_its_window_and_series() -> N
     assert sum(point.ok for point in measured) == 9
     assert measured[0].t == pytest.approx(1.0)  # from the start of the warmup
     assert sum(decode_histogram(p.histogram).get_total_count() for p in measured) == 9
+
+
+def test_answers_stamped_outside_the_window_join_its_edge_intervals() -> None:
+    """Workers' clocks and the master's are read milliseconds apart: an answer stamped just
+    after the window's end is in its last interval, never a sliver of a rate of its own."""
+    histogram = Seconds()
+    histogram.record(True, 1.0)
+    encoded = next(iter(histogram.report().values()))[2]
+    start = 4000 * INTERVAL_S  # the window: 2.1 s from an interval's start
+    keys = range(4000, 4010)  # 4009 starts 0.15 s after the window's end
+    measure = {str(k): [10, 0, encoded] for k in keys}
+    result = {
+        "started": start - 1.0,
+        "measure_started": start,
+        "measure_ended": start + 2.1,
+        "workers": ["a"],
+        "warmup": {"requests": 0, "failures": 0, "by_worker": {}, "errors": {}, "seconds": {}},
+        "measure": {
+            "requests": 100,
+            "failures": 0,
+            "by_worker": {"a": 100},
+            "errors": {},
+            "seconds": measure,
+        },
+    }
+    points = load_result(result, None).series
+    assert sum(point.ok for point in points) == 100
+    assert min(point.duration_s for point in points) >= INTERVAL_S / 2
+    assert points[-1].t + points[-1].duration_s == pytest.approx(3.1)
+    assert sum(point.duration_s for point in points) == pytest.approx(2.1)

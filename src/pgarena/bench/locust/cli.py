@@ -97,8 +97,8 @@ def locust_command(
     from rich.console import Console
 
     from pgarena.bench.display import output, print_summary
-    from pgarena.bench.locust.cluster import ClusterFailed
-    from pgarena.bench.locust.run import ClusterOptions, LocustRun, run_locust
+    from pgarena.bench.locust.cluster import ClusterFailed, ClusterOptions
+    from pgarena.bench.locust.run import LocustRun, run_locust
     from pgarena.bench.plan import build_plan
     from pgarena.bench.runner import RunConfig, Target, check_writable
     from pgarena.bench.workload_file import load_workload_file

@@ -8,7 +8,8 @@ asks, on JSON lines: `{"run": {...}}` on its stdin, `{"event": ...}` lines on it
 2. after the warmup, ask every worker to report what it has and acknowledge
    (`pgarena_measure`): the reports before a worker's acknowledgement are its warmup,
    the ones after are measured;
-3. after the duration, stop the users and ask for a last report (`pgarena_flush`).
+3. after the duration, ask for the last report of the window (`pgarena_flush`): what a
+   worker records after it is not counted; then stop the users.
 
 Every report is Locust's own (`worker_report`: counts, failures and errors of the interval)
 plus the per-second answers and histograms of `protocol.py`, added up per worker and phase.
@@ -24,6 +25,7 @@ import gevent
 from gevent.fileobject import FileObjectThread
 from locust import events  # patches the standard library for gevent, before pgarena loads
 from locust.env import Environment
+from locust.log import setup_logging
 
 from pgarena.bench.locust.protocol import class_name, error_kind, merge, serialize
 from pgarena.bench.locust.users import user_classes
@@ -105,14 +107,16 @@ def run_cell(runner: Any, phases: Phases, cell: dict[str, Any]) -> None:
     started = time.time()
     runner.start(cell["users"], spawn_rate=max(cell["users"], 1), user_classes=[user_class])
     gevent.sleep(cell["warmup_s"])
-    phases.ask(runner, "pgarena_measure", workers)
+    # Each worker's window opens and closes as it receives these messages: the times they
+    # are sent bound the window (transit delays at both ends cancel out).
     measure_started = time.time()
+    phases.ask(runner, "pgarena_measure", workers)
     emit("measuring")
-    gevent.sleep(cell["duration_s"])
+    gevent.sleep(max(0.0, measure_started + cell["duration_s"] - time.time()))
     measure_ended = time.time()
+    phases.ask(runner, "pgarena_flush", workers)
     emit("measured")
     runner.stop()
-    phases.ask(runner, "pgarena_flush", workers)
     emit(
         "result",
         started=started,
@@ -125,6 +129,7 @@ def run_cell(runner: Any, phases: Phases, cell: dict[str, Any]) -> None:
 
 
 def main(config: dict[str, Any]) -> int:
+    setup_logging("INFO")  # to stderr: the log file `pgarena locust` keeps
     classes = user_classes(
         config["workloads"], config["workload_file"], config["slow_ms"], config["timeout_s"]
     )

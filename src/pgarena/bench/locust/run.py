@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -26,10 +25,15 @@ from pgarena.bench.locust.cluster import ClusterFailed, ClusterOptions, LocustCl
 from pgarena.bench.locust.protocol import INTERVAL_S
 from pgarena.bench.plan import Plan, PlannedCell
 from pgarena.bench.resources import ResourceMonitor, WindowUsage, postmaster_pid
-from pgarena.bench.runner import RunConfig, Target, build_metadata
+from pgarena.bench.runner import RunConfig, build_metadata
 from pgarena.bench.servers import ServerFailed, ServerProcess
 from pgarena.results.file import ResultWriter, utc_now
-from pgarena.results.histograms import decode_histogram, new_histogram, tail_latency_ms
+from pgarena.results.histograms import (
+    decode_histogram,
+    encode_histogram,
+    new_histogram,
+    tail_latency_ms,
+)
 from pgarena.results.model import Cell
 
 
@@ -43,24 +47,34 @@ class LocustRun:
 
 def _series(result: dict[str, Any]) -> list[SeriesPoint]:
     """The master's per-interval answers of both phases as the series of a cell, `t` from
-    the start of the warmup; the first and last interval of a phase are cut to the phase."""
-    points: list[SeriesPoint] = []
+    the start of the warmup. The first and last interval of a phase are cut to the phase;
+    answers a worker stamped just outside it (clocks read a few milliseconds apart) count
+    in the phase's nearest interval, never as an interval of their own."""
     started = result["started"]
     bounds = {
         "warmup": (started, result["measure_started"]),
         "measure": (result["measure_started"], result["measure_ended"]),
     }
+    points: list[SeriesPoint] = []
     for phase, (begin, end) in bounds.items():
+        spans: dict[tuple[float, float], list[Any]] = {}
+        first = int(begin // INTERVAL_S)
+        last = max(first, int((end - 1e-9) // INTERVAL_S))
         for key, (ok, errors, encoded) in result[phase]["seconds"].items():
-            low = max(int(key) * INTERVAL_S, begin)
-            high = min((int(key) + 1) * INTERVAL_S, end)
-            histogram = decode_histogram(encoded)
+            index = min(max(int(key), first), last)
+            low, high = max(index * INTERVAL_S, begin), min((index + 1) * INTERVAL_S, end)
+            entry = spans.setdefault((low, high), [0, 0, new_histogram()])
+            entry[0] += ok
+            entry[1] += errors
+            if ok:
+                entry[2].add(decode_histogram(encoded))
+        for low, high, (ok, errors, histogram) in _merge_short(sorted(spans.items())):
             tail = tail_latency_ms(histogram)
             points.append(
                 SeriesPoint(
                     index=len(points),
-                    t=max(0.0, low - started),
-                    duration_s=max(high - low, 1e-3),
+                    t=low - started,
+                    duration_s=high - low,
                     phase=phase,
                     ok=ok,
                     errors=errors,
@@ -69,10 +83,35 @@ def _series(result: dict[str, Any]) -> list[SeriesPoint]:
                     p99_ms=tail["p99"],
                     max_ms=tail["max"],
                     generator_cpu_s=None,  # type: ignore[arg-type]  # not known per interval
-                    histogram=encoded if ok else "",
+                    histogram=encode_histogram(histogram) if ok else "",
                 )
             )
     return points
+
+
+def _merge_short(
+    spans: list[tuple[tuple[float, float], list[Any]]],
+) -> list[tuple[float, float, list[Any]]]:
+    """A phase's intervals, the cut ones shorter than half an interval (at its start and
+    end) merged into their neighbour, as pgarena's generator does: a 20 ms sliver would
+    make a rate of its own out of a handful of answers."""
+    merged: list[tuple[float, float, list[Any]]] = []
+    for index, ((low, high), entry) in enumerate(spans):
+        if high - low < INTERVAL_S / 2 and merged:
+            previous_low, _, previous = merged[-1]
+            previous[0] += entry[0]
+            previous[1] += entry[1]
+            previous[2].add(entry[2])
+            merged[-1] = (previous_low, high, previous)
+        elif high - low < INTERVAL_S / 2 and index + 1 < len(spans):
+            (_, next_high), following = spans[index + 1]
+            following[0] += entry[0]
+            following[1] += entry[1]
+            following[2].add(entry[2])
+            spans[index + 1] = ((low, next_high), following)
+        else:
+            merged.append((low, high, entry))
+    return merged
 
 
 def load_result(result: dict[str, Any], generator_cpu_s: float | None) -> LoadResult:
@@ -253,6 +292,3 @@ def _run(run: LocustRun, console: Console) -> ResultWriter:
         cluster.close()
     writer.finish("complete")
     return writer
-
-
-__all__ = ["ClusterOptions", "LocustRun", "Path", "Target", "run_locust"]

@@ -50,7 +50,7 @@ class _Compiled:
     def __init__(self, step: Step, values: dict[str, Callable[[], str]]) -> None:
         self.step = step
         self.checker = Request(step, "", "", values)
-        self.name = f"{step.path}"
+        self.name = step.path
 
     def send(self, user: FastHttpUser, captured: dict[str, str], setup: bool = False) -> bool:
         """Send the request, judge the answer, record captures; False on a wrong answer."""

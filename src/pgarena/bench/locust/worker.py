@@ -15,6 +15,7 @@ import sys
 import locust.runners
 from locust import events  # patches the standard library for gevent, before pgarena loads
 from locust.env import Environment
+from locust.log import setup_logging
 
 from pgarena.bench.locust.protocol import Seconds
 from pgarena.bench.locust.users import user_classes
@@ -38,6 +39,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     options = arguments(argv)
     locust.runners.WORKER_REPORT_INTERVAL = REPORT_INTERVAL_S
+    setup_logging("INFO")  # to stderr: the log file `pgarena locust` keeps
     try:
         classes = user_classes(
             options.workloads, options.workload_file, options.slow_ms, options.timeout
