@@ -75,6 +75,7 @@ def locust_command(
     master_port: MasterPort = 5557,
     worker: Worker = False,
     slow_ms: opt.SlowMs = 50,
+    pooler: opt.Pooler = None,
     out: opt.Out = None,
     target: opt.Target = None,
     workload_file: opt.WorkloadFile = None,
@@ -101,7 +102,11 @@ def locust_command(
     from pgarena.bench.locust.run import LocustRun, run_locust
     from pgarena.bench.plan import build_plan
     from pgarena.bench.runner import RunConfig, Target, check_writable
+    from pgarena.bench.servers import ServerOptions
     from pgarena.bench.workload_file import load_workload_file
+    from pgarena.database.pgbouncer import check_pooler
+
+    check_pooler(pooler)
 
     expected = expect_workers or workers
     if expected < 1:
@@ -147,7 +152,14 @@ def locust_command(
         master_host=master_host,
         master_port=master_port,
     )
-    config = RunConfig(plan=plan, out_dir=out_dir, target=target_spec, timeout_s=timeout_s)
+    config = RunConfig(
+        plan=plan,
+        out_dir=out_dir,
+        target=target_spec,
+        timeout_s=timeout_s,
+        pooler=pooler if target_spec is None else None,
+        server_options=ServerOptions(transaction_pooler=pooler is not None),
+    )
     progress = Console(stderr=True, quiet=quiet)
     progress.print(f"[bold]pgarena locust[/] - {plan.describe()}, {expected} Locust worker(s)")
     try:

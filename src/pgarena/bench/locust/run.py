@@ -167,7 +167,8 @@ class _LocustArena:
             return server
         assert self.config.database_url is not None
         log = self.config.out_dir / "servers" / f"{index + 1:04d}-{stack}.log"
-        server = ServerProcess(stack, self.config.database_url, self.config.server_options, log)
+        url = self.config.server_url or self.config.database_url
+        server = ServerProcess(stack, url, self.config.server_options, log)
         self.servers[stack] = server
         return server
 
@@ -260,7 +261,13 @@ def run_locust(run: LocustRun, console: Console) -> ResultWriter:
     if not plan.start_servers:
         return _run(run, console)
     with arena_database(console, run.config.data, purpose="pgarena locust") as database:
-        return _run(replace(run, config=replace(run.config, database=database)), console)
+        config = replace(run.config, database=database)
+        if config.pooler is None:
+            return _run(replace(run, config=config), console)
+        from pgarena.database.pgbouncer import pgbouncer
+
+        with pgbouncer(database.url) as through:
+            return _run(replace(run, config=replace(config, server_url=through)), console)
 
 
 def _run(run: LocustRun, console: Console) -> ResultWriter:
