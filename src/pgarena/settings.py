@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(default=2.0, gt=0)
     threads: int | None = Field(default=None, ge=1, le=1000)
 
+    # DATABASE_URL reaches PostgreSQL through a pooler in transaction mode (PgBouncer): each
+    # transaction may run on another backend, so no driver keeps prepared statements.
+    transaction_pooler: bool = False
+
     # Health check: how long /health waits for the database before answering 503.
     health_timeout: float = Field(default=2.0, gt=0, le=60)
 

@@ -61,6 +61,7 @@ def run(
     max_overflow: opt.MaxOverflow = None,
     server: opt.Server = None,
     server_lifetime: opt.ServerLifetime = None,
+    pooler: opt.Pooler = None,
     slow_ms: opt.SlowMs = 50,
     slo: opt.Slo = None,
     out: opt.Out = None,
@@ -84,9 +85,11 @@ def run(
     from pgarena.bench.display import RichReporter, output, print_summary
     from pgarena.bench.runner import RunConfig, SilentReporter, Target, check_writable, run_plan
     from pgarena.bench.servers import ServerOptions
+    from pgarena.database.pgbouncer import check_pooler
     from pgarena.results.slo import parse_slo
     from pgarena.service.server import SERVERS
 
+    check_pooler(pooler)
     if server is not None and server not in SERVERS:
         raise UserError(f"unknown server {server!r}; choose from: {', '.join(SERVERS)}")
     thresholds = [parse_slo(text) for text in slo or []]
@@ -134,7 +137,9 @@ def run(
             pool_size=pool_size,
             max_overflow=max_overflow,
             server=server,
+            transaction_pooler=pooler is not None,
         ),
+        pooler=pooler if target_spec is None else None,
         generator_processes=generators,
         timeout_s=parse_seconds(timeout, "--timeout"),
         slos=tuple(thresholds),

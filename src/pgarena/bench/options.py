@@ -289,6 +289,16 @@ Target = Annotated[
     ),
 ]
 
+Pooler = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help="Put a connection pooler between the servers and PostgreSQL: pgbouncer "
+        "(the system's, transaction mode).",
+        show_default="none",
+    ),
+]
+
 AllowWrites = Annotated[bool, typer.Option(help="With --target: allow workloads that write.")]
 
 Generators = Annotated[

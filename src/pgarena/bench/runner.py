@@ -100,6 +100,8 @@ class RunConfig:
     profile: bool = False  # a py-spy flame graph of one cell per stack (bench/profiling.py)
     notes: list[str] = field(default_factory=list)
     database: PreparedDatabase | None = None  # filled by `run_plan` (None with a target)
+    pooler: str | None = None  # "pgbouncer": started by `run_plan` in front of the database
+    server_url: str | None = None  # what servers connect to: the pooler's URL, when one runs
 
     @property
     def database_url(self) -> str | None:
@@ -144,6 +146,16 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
             "target mode: no server was started by pgarena; server CPU, memory and "
             "PostgreSQL figures are absent (null)"
         )
+    server = (
+        effective_server_settings(options)
+        if config.target is None
+        else dict.fromkeys(("pool_size", "max_overflow", "threads", "workers", "server"))
+    )
+    if config.pooler is not None:
+        from pgarena.database.pgbouncer import POOLER_NOTE, pooler_description
+
+        server["pooler"] = pooler_description(config.pooler)
+        notes.append(POOLER_NOTE)
     return {
         "command_line": metadata.command_line(),
         "git_revision": metadata.git_revision(),
@@ -151,11 +163,7 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
         "machine": metadata.machine(),
         "packages": metadata.packages(),
         "postgres": postgres,
-        "server": (
-            effective_server_settings(options)
-            if config.target is None
-            else dict.fromkeys(("pool_size", "max_overflow", "threads", "workers", "server"))
-        ),
+        "server": server,
         "data": {
             **config.data.to_dict(),
             "reset": RESET_POLICY,
@@ -184,10 +192,23 @@ def run_plan(
     reporter = reporter or SilentReporter()
     console = console or Console(stderr=True, quiet=True)
     check_writable(config.out_dir)
-    if not config.plan.start_servers or config.database is not None:
+    if not config.plan.start_servers:
         return _run_on(config, reporter)
+    if config.database is not None:
+        return _run_pooled(config, reporter)
     with arena_database(console, config.data) as database:
-        return _run_on(replace(config, database=database), reporter)
+        return _run_pooled(replace(config, database=database), reporter)
+
+
+def _run_pooled(config: RunConfig, reporter: Reporter) -> ResultWriter:
+    """The run, through the pooler `config.pooler` when it names one (servers connect to
+    it; seeding and the resource monitor keep the direct URL)."""
+    if config.pooler is None or config.database is None:
+        return _run_on(config, reporter)
+    from pgarena.database.pgbouncer import pgbouncer
+
+    with pgbouncer(config.database.url) as through:
+        return _run_on(replace(config, server_url=through), reporter)
 
 
 def _run_on(config: RunConfig, reporter: Reporter) -> ResultWriter:
@@ -274,7 +295,8 @@ class _Arena:
         self.stop_servers(key.stack)
         assert self.config.database_url is not None
         log = self.config.out_dir / "servers" / f"{index + 1:04d}-{key.stack}.log"
-        server = ServerProcess(key.stack, self.config.database_url, self.config.server_options, log)
+        url = self.config.server_url or self.config.database_url
+        server = ServerProcess(key.stack, url, self.config.server_options, log)
         self.servers[key.stack] = server
         return server, server.start_seconds
 

@@ -35,6 +35,7 @@ class ServerOptions:
     pool_size: int | None = None
     max_overflow: int | None = None
     server: str | None = None  # uvicorn | gunicorn | granian
+    transaction_pooler: bool = False  # the database URL is a pooler's in transaction mode
 
     def arguments(self) -> list[str]:
         """The options as `pgarena serve` arguments."""
@@ -106,6 +107,8 @@ class ServerProcess:
             *options.arguments(),
         ]  # fmt: skip
         environment = {**os.environ, "DATABASE_URL": database_url}
+        if options.transaction_pooler:
+            environment["PGARENA_TRANSACTION_POOLER"] = "true"
         environment.pop("PGARENA_DATABASE_URL", None)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()

@@ -63,14 +63,19 @@ def throughput_table(figures: RunFigures, workload: str) -> Table:
     """Requests per second by concurrency, a column per stack, each stack vs the first."""
     base = figures.base_stack or ""
     others = figures.stacks[1:]
-    header = ["Concurrency", *[f"{stack} (req/s)" for stack in figures.stacks]]
-    numeric = [True] * (1 + len(figures.stacks))
+    # A condition every cell of the run shares gets a column, so that tables of runs with
+    # and without it cannot be mistaken for each other (one today: the pooler).
+    pooler = (figures.metadata.get("server") or {}).get("pooler")
+    conditions = [("Pooler", str(pooler))] if pooler else []
+    header = ["Concurrency", *[name for name, _ in conditions]]
+    header += [f"{stack} (req/s)" for stack in figures.stacks]
+    numeric = [True] + [False] * len(conditions) + [True] * len(figures.stacks)
     for stack in others:
         header += [f"{stack} vs {base}", "95% interval", "Verdict"]
         numeric += [True, True, False]
     table = Table(header=header, numeric=numeric)
     for level in figures.levels_of(workload):
-        row = [Entry(str(level), level)]
+        row = [Entry(str(level), level), *[Entry(value, value) for _, value in conditions]]
         for stack in figures.stacks:
             cell = figures.cell(stack, workload, level)
             row.append(_figure(cell.rps if cell else None, cell))

@@ -112,12 +112,17 @@ def describe(settings: Settings, server: str = "uvicorn") -> str:
         f"{settings.pool_timeout:g} s timeout\n"
         f"  metrics {metrics}\n"
         f"  database {redact(settings.database_url or '')}"
+        + (" (transaction pooler: no prepared statements)" if settings.transaction_pooler else "")
     )
 
 
-def serve(settings: Settings, server: str = "uvicorn") -> None:
+def serve(settings: Settings, server: str = "uvicorn", pooler: str | None = None) -> None:
     """Start PostgreSQL if needed, migrate, fill the TechEmpower tables if they are empty,
-    and serve until interrupted."""
+    and serve until interrupted; with `pooler` ("pgbouncer"), through a PgBouncer started
+    in front of the database in transaction mode."""
+    from pgarena.database.pgbouncer import check_pooler
+
+    check_pooler(pooler)
     check_server(server)
     stack = get_stack(settings.stack)
     stack.check_installed()
@@ -132,6 +137,19 @@ def serve(settings: Settings, server: str = "uvicorn") -> None:
             f"[yellow]warning:[/] {settings.thread_count} threads share "
             f"{settings.max_connections} connections: requests will queue for the pool"
         )
+    if pooler is None:
+        _serve(settings, server)
+        return
+    from pgarena.database.pgbouncer import pgbouncer
+
+    with pgbouncer(settings.database_url) as url:
+        console.print(f"PgBouncer (transaction mode) at {redact(url)}")
+        _serve(
+            settings.model_copy(update={"database_url": url, "transaction_pooler": True}), server
+        )
+
+
+def _serve(settings: Settings, server: str) -> None:
     os.environ.update(settings_environment(settings))
     metrics_dir = None
     if settings.workers > 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, TypeVar
+from uuid import uuid4
 
 from sqlalchemy import Select, event, func, select
 from sqlalchemy.orm import joinedload
@@ -37,7 +38,29 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
         # flush of many UPDATEs (TechEmpower /updates) in pages of 100. asyncpg and
         # psycopg 3 batch executemany by themselves.
         options["executemany_mode"] = "values_plus_batch"
+    if settings.transaction_pooler:
+        options["connect_args"] = pooler_connect_args(url)
     return options
+
+
+def pooler_connect_args(url: str) -> dict[str, Any]:
+    """Driver options for a pooler in transaction mode (PgBouncer), where the next
+    transaction may run on another backend: no prepared statement may be reused by name.
+
+    psycopg 3: never prepare (`prepare_threshold=None`). asyncpg through SQLAlchemy, as its
+    documentation says for PgBouncer: no statement caches (asyncpg's and the dialect's), and
+    a unique name for the statements the dialect still prepares, so that two clients never
+    meet each other's on a shared backend. psycopg2 prepares nothing.
+    """
+    if url.startswith("postgresql+psycopg:"):
+        return {"prepare_threshold": None}
+    if url.startswith("postgresql+asyncpg:"):
+        return {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+        }
+    return {}
 
 
 def track_pool(pool: Pool, settings: Settings) -> None:

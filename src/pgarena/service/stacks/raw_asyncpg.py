@@ -274,6 +274,9 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDataba
         setup=hold,
         reset=keep_session,
         **connect.asyncpg_options(settings),  # statement and connect timeouts
+        # Behind a transaction pooler no statement outlives its transaction's backend: no
+        # cache, so asyncpg uses unnamed statements it re-parses each time.
+        **({"statement_cache_size": 0} if settings.transaction_pooler else {}),
     )
     try:
         yield RawDatabase(pool, settings)

@@ -269,8 +269,9 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[RawDataba
             # Each statement commits on its own: no BEGIN/COMMIT round trips around reads.
             # Writes that need more than one statement open a transaction explicitly.
             "autocommit": True,
-            # Prepare every statement on its first run (the default waits for 5 runs).
-            "prepare_threshold": 0,
+            # Prepare every statement on its first run (the default waits for 5 runs); never
+            # behind a transaction pooler, where the next run may meet another backend.
+            "prepare_threshold": None if settings.transaction_pooler else 0,
             # PostgreSQL's own `$1` placeholders, shared with the asyncpg stack.
             "cursor_factory": psycopg.RawCursor,
             "row_factory": dict_row,

@@ -1,0 +1,50 @@
+"""`pgarena locust` end to end: a real Locust master and two real workers load a real server
+on a real PostgreSQL, and the result file they leave is one `report` and `compare` read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import free_port, run_pgarena
+
+from pgarena.report.build import write_reports
+from pgarena.report.compare import compare_results
+from pgarena.results.file import load_results
+
+
+def test_locust_with_two_workers_writes_a_result_that_report_and_compare_read(
+    database_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "locust"
+    run = run_pgarena(
+        "locust", "--workers", "2", "--stacks", "async-raw", "--workloads", "crud",
+        "--concurrency", "4", "--duration", "1.5s", "--warmup", "0.5s", "--repeats", "1",
+        "--master-port", str(free_port()), "--out", out,
+        env={"DATABASE_URL": database_url}, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    document = load_results(out / "results.json")  # validates against the JSON Schema
+    assert document["status"] == "complete"
+    assert document["metadata"]["generator"]["kind"].startswith("locust ")
+    [cell] = document["cells"]
+    assert cell["status"] == "ok", cell["error"]
+    # crud creates a user, reads, updates and deletes it by the id captured from the answer,
+    # and lists users at a random offset: every answer right means placeholders, captures
+    # and checks all work through Locust.
+    assert sum(cell["errors"].values()) == 0, cell["errors"]
+    assert cell["ok"] == cell["requests"] > 0
+    by_worker = cell["resources"]["generator_workers"]
+    assert len(by_worker) == 2 and min(by_worker.values()) > 0
+    assert sum(by_worker.values()) == cell["requests"]
+    measured = [point for point in cell["series"] if point["phase"] == "measure"]
+    assert sum(point["ok"] for point in measured) == cell["ok"]
+    assert cell["warmup"]["requests"] > 0
+    assert cell["latency_ms"]["p99"] >= cell["latency_ms"]["p50"] > 0
+    assert cell["rps"] > 0 and cell["resources"]["server_cpu_s"] > 0
+
+    # `pgarena report` and `pgarena compare` read it as they read `pgarena run`'s.
+    write_reports(out / "results.json", formats=["md"])
+    assert "async-raw" in (out / "report.md").read_text()
+    comparison = compare_results(out / "results.json", out / "results.json")
+    assert comparison.exit_code == 0 and len(comparison.cells) == 1

@@ -1,0 +1,114 @@
+"""PgBouncer in the arena: the system's `pgbouncer` in transaction mode between the servers and
+a real PostgreSQL. Through it, every stack must answer every request right; the same stacks
+without their pooler settings do not, which is why the settings exist."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgarena.bench.database import PreparedDatabase
+from pgarena.bench.plan import build_plan
+from pgarena.bench.runner import RunConfig, run_plan
+from pgarena.bench.servers import ServerOptions
+from pgarena.bench.workloads import DataSizes
+from pgarena.database.pgbouncer import check_pooler
+from pgarena.database.seed import seed_database
+from pgarena.errors import UserError
+from pgarena.report.figures import build_figures
+from pgarena.report.tables import throughput_table
+from pgarena.results.file import load_results
+from pgarena.results.model import Run
+
+needs_pgbouncer = pytest.mark.skipif(
+    shutil.which("pgbouncer") is None,
+    reason="pgbouncer is not installed (apt-get install pgbouncer)",
+)
+
+
+def _run_through_pgbouncer(
+    database_url: str, out: Path, stacks: list[str], workloads: list[str], concurrency: int,
+    *, pooler_settings: bool = True, duration_s: float = 0.5,
+) -> Run:  # fmt: skip
+    data = DataSizes()
+    seed_database(database_url, users=data.users, products=data.products, orders=data.orders)
+    database = PreparedDatabase(database_url, embedded=False, seed_seconds=0.0, data=data)
+    plan = build_plan(
+        "quick", stacks, workloads=workloads, concurrency=[concurrency],
+        duration_s=duration_s, warmup_s=0.5, repeats=1,
+    )  # fmt: skip
+    options = ServerOptions(transaction_pooler=pooler_settings)
+    config = RunConfig(plan, out, database=database, pooler="pgbouncer", server_options=options)
+    return run_plan(config).run
+
+
+def _errors(run: Run) -> dict[str, dict[str, int]]:
+    return {
+        f"{cell.key.stack}/{cell.key.workload}": {k: v for k, v in cell.errors.items() if v}
+        for cell in run.cells
+    }
+
+
+@needs_pgbouncer
+def test_a_sync_and_an_async_stack_answer_everything_right_through_pgbouncer(
+    database_url: str, tmp_path: Path
+) -> None:
+    run = _run_through_pgbouncer(database_url, tmp_path, ["sync-psycopg3", "async"], ["crud"], 10)
+
+    for cell in run.cells:
+        assert cell.status == "ok", cell.error
+        assert cell.ok == cell.requests > 0
+    assert all(not errors for errors in _errors(run).values()), _errors(run)
+    pooler = run.metadata["server"]["pooler"]
+    assert pooler.startswith("pgbouncer ") and pooler.endswith("(transaction)")
+    assert any("max_prepared_statements" in note for note in run.metadata["notes"])
+    load_results(tmp_path / "results.json")  # the pooler fits the result file's schema
+    # The report shows the pooler as a condition of every row.
+    table = throughput_table(build_figures(run), "crud")
+    column = table.header.index("Pooler")
+    assert {row[column].text for row in table.rows} == {pooler}
+
+
+@needs_pgbouncer
+def test_without_its_pooler_settings_a_stack_fails_through_pgbouncer(
+    database_url: str, tmp_path: Path
+) -> None:
+    """asyncpg's named, cached statements meet another client's backend in transaction mode."""
+    run = _run_through_pgbouncer(
+        database_url, tmp_path, ["async-raw"], ["db"], 20, pooler_settings=False
+    )
+    assert sum(cell.error_count for cell in run.cells) > 0
+
+
+@pytest.mark.slow
+@needs_pgbouncer
+def test_every_stack_answers_db_and_crud_right_through_pgbouncer_at_concurrency_50(
+    database_url: str, tmp_path: Path
+) -> None:
+    stacks = ["sync", "async", "sync-psycopg3", "async-psycopg3", "async-raw", "sync-raw"]
+    run = _run_through_pgbouncer(database_url, tmp_path, stacks, ["db", "crud"], 50, duration_s=2)
+    assert len(run.cells) == 12
+    for cell in run.cells:
+        assert cell.status == "ok", cell.error
+    assert all(not errors for errors in _errors(run).values()), _errors(run)
+
+
+def test_a_missing_pgbouncer_is_one_line_and_exit_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pgarena", "run", "--pooler", "pgbouncer", "-w", "db"],
+        capture_output=True, text=True, env={"PATH": "/nonexistent"}, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: --pooler pgbouncer needs the pgbouncer program on PATH "
+        "(Debian/Ubuntu: apt-get install pgbouncer)"
+    )
+
+
+def test_an_unknown_pooler_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(UserError, match=r"^unknown pooler 'odyssey'; choose from: pgbouncer$"):
+        check_pooler("odyssey")
