@@ -150,6 +150,11 @@ class Plan:
                             order.append(PlannedCell(stack, workload, concurrency, repeat))
         return order
 
+    def warmup_of(self, cell: PlannedCell) -> float:
+        """The warmup before `cell`: the same for every cell here (`pgarena claims` gives a
+        queue that takes longer to fill a longer one)."""
+        return self.warmup_s
+
     def server_starts(self) -> int:
         """How many servers the run starts."""
         if not self.start_servers:

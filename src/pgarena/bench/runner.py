@@ -299,7 +299,7 @@ class _Arena:
             connections=key.concurrency,
             duration_s=self.plan.duration_s,
             requests=self.plan.requests,
-            warmup_s=self.plan.warmup_s,
+            warmup_s=self.plan.warmup_of(key),
             rate=self.plan.rate,
             data=self.config.data,
             slow_ms=self.plan.slow_ms,
