@@ -68,7 +68,9 @@ def _chart(setting: str, rows: list[Row]) -> Chart:
             axes.axhspan(claim.low, claim.high, color=STACK_COLORS[5], alpha=0.2, label="claimed")
         else:
             axes.axhline(claim.low, color=STACK_COLORS[5], linestyle="--", label="claimed")
-        if claim.metric.endswith("_ratio") and all(i.low > 0 for i in found if i is not None):
+        lows = [i.low for i in found if i is not None] + [claim.low]
+        highs = [i.high for i in found if i is not None] + [claim.high]
+        if min(lows) > 0 and max(highs) / min(lows) > 20:  # orders of magnitude apart
             axes.set_yscale("log")
         axes.set_xticks(xs, [str(v) for v in row.sweep])
         axes.set_xlabel(SETTING_LABELS.get(setting, setting))
