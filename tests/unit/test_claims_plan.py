@@ -8,8 +8,9 @@ import pytest
 from pgarena.bench.plan import PlannedCell
 from pgarena.claims.catalogue import load_catalogue
 from pgarena.claims.experiments import experiment_points, planned, select
-from pgarena.claims.plan import QUICK_BUDGET_S, ServerConfig, cell_workload, estimate_s
+from pgarena.claims.plan import QUICK_BUDGET_S, ServerConfig, cell_key, estimate_s
 from pgarena.errors import UserError
+from pgarena.results.model import CellKey
 
 CLAIMS = load_catalogue()
 
@@ -17,18 +18,17 @@ CLAIMS = load_catalogue()
 def test_quick_covers_every_claim_within_eight_minutes() -> None:
     groups = planned(CLAIMS, quick=True)
     assert estimate_s(groups) <= QUICK_BUDGET_S == 8 * 60
-    # every point of every claim is run by some group, with the stacks it compares
+    # every cell every claim reads is run by some group
     run = {
-        (cell_workload(p), p.concurrency, s)
-        for g in groups
-        for p in g.points
-        for s in g.plan.stacks
+        CellKey(stack, pair.workload.name, pair.concurrency)
+        for group in groups
+        for pair in group.plan.pairs
+        for stack in group.plan.stacks
     }
     for claim in CLAIMS:
         for point in claim.experiment.points():
             for stack in claim.compare:
-                key = (cell_workload(point), point.concurrency, stack)
-                assert key in run, (claim.id, key)
+                assert cell_key(point, stack) in run, (claim.id, stack)
 
 
 def test_the_full_version_takes_longer_and_runs_seed_004s_request_counts() -> None:
@@ -38,12 +38,15 @@ def test_the_full_version_takes_longer_and_runs_seed_004s_request_counts() -> No
 
 
 def test_points_that_need_the_same_server_share_one_run() -> None:
-    chosen = select(CLAIMS, "seed001-table-100-sync,seed001-table-100-async,seed001-8mb-per-thread")
-    groups = planned(chosen, quick=True)
+    chosen = select(CLAIMS, "seed001-table-100-ratio,seed001-table-100-async")
+    groups = {g.config.threads: g for g in planned(chosen, quick=True)}
     # threads 1, 4, 40 and 100 (100 = the pool's maximum, serve's default for pool 100)
-    assert sorted(g.config.threads for g in groups) == [1, 4, 40, 100]
-    assert len(experiment_points(chosen, quick=True)) == 5  # the async point shares threads 100
-    assert all(g.plan.server_lifetime == "repeat" for g in groups)
+    assert sorted(groups) == [1, 4, 40, 100]
+    # async runs no endpoint on the thread pool: measured once, beside sync's 100 threads
+    assert [groups[t].plan.stacks for t in (1, 4, 40)] == [("sync",)] * 3
+    assert groups[100].plan.stacks == ("sync", "async")
+    assert len(experiment_points(chosen, quick=True)) == 5  # 4 sync, 1 async
+    assert all(g.plan.server_lifetime == "repeat" for g in groups.values())
 
 
 def test_a_queue_is_filled_before_it_is_measured() -> None:
@@ -56,9 +59,12 @@ def test_a_queue_is_filled_before_it_is_measured() -> None:
 
 
 def test_servers_whose_pools_exceed_postgres_take_turns() -> None:
-    [group] = planned(select(CLAIMS, "seed001-capacity-100-vs-1000"), quick=True)
+    [group] = planned(select(CLAIMS, "seed001-table-1000-sync"), quick=True)
     assert group.config == ServerConfig(250, 0, 250)
     assert group.plan.server_lifetime == "stack"  # 2 x 250 connections > 300
+    order = [cell.stack for cell in group.plan.cells()]
+    assert order == ["sync", "async"] * 2  # one server start per stack and repeat
+    assert group.plan.server_starts() == 4
 
 
 def test_each_latency_of_a_sweep_is_its_own_workload() -> None:

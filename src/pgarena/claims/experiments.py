@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pgarena.claims.catalogue import Claim, Experiment, load_catalogue
-from pgarena.claims.plan import Group, estimate_s, plan_groups, points_of
+from pgarena.claims.plan import Group, estimate_s, plan_groups, point_for, points_of
 from pgarena.errors import UserError
 from pgarena.results.file import RESULT_FILENAME, SCHEMA_VERSION, utc_now, write_atomically
 from pgarena.results.model import Run
@@ -40,8 +40,10 @@ def experiment_points(claims: tuple[Claim, ...], quick: bool) -> dict[Experiment
     points: dict[Experiment, list[str]] = {}
     for claim in claims:
         for point in points_of(claim, quick):
-            stacks = points.setdefault(point, [])
-            stacks += [stack for stack in claim.compare if stack not in stacks]
+            for stack in claim.compare:
+                stacks = points.setdefault(point_for(point, stack), [])
+                if stack not in stacks:
+                    stacks.append(stack)
     return points
 
 
@@ -123,15 +125,17 @@ def merge_runs(runs: list[Run], quick: bool, status: str) -> Run:
     notes = [
         *(first.metadata.get("notes") or []),
         "pgarena claims: one run per server configuration (runs/*/results.json); the settings "
-        "each workload ran under are in its name (after '@') and description. metadata.server "
-        "is the first configuration's.",
+        "each workload ran under are in its name (after '@') and its description, so "
+        "metadata.server names none.",
     ]
+    server = {**first.metadata.get("server", {}), "pool_size": None, "max_overflow": None}
+    server["threads"] = None
     return Run(
         schema_version=SCHEMA_VERSION,
         status=status,
         started_at=first.started_at,
         finished_at=utc_now() if status != "running" else None,
-        metadata={**first.metadata, "notes": notes},
+        metadata={**first.metadata, "server": server, "notes": notes},
         plan=plan,
         cells=cells,
         summaries=tuple(summarize_run(cells)),

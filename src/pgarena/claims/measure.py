@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from scipy import stats as scipy_stats
 
-from pgarena.claims.catalogue import RATIO_METRICS, Claim
+from pgarena.claims.catalogue import RATIO_METRICS, Claim, Experiment
+from pgarena.claims.plan import cell_key
 from pgarena.claims.verdict import Interval
 from pgarena.results.model import Cell, CellKey, Run
 from pgarena.results.stats import Estimate, combine_repeats, pooled_relative_variance
@@ -56,17 +57,17 @@ def per_repeat(claim: Claim, run: Run, key: CellKey) -> dict[int, float]:
     return values
 
 
-def keys_of(claim: Claim, workload: str, concurrency: int) -> tuple[CellKey, ...]:
+def keys_of(claim: Claim, point: Experiment) -> tuple[CellKey, ...]:
     """The cell keys a claim reads at one point: both stacks for a ratio, else its stack."""
     if claim.metric in RATIO_METRICS:
-        return tuple(CellKey(stack, workload, concurrency) for stack in claim.compare)
-    return (CellKey(claim.stack or claim.compare[1], workload, concurrency),)
+        return tuple(cell_key(point, stack) for stack in claim.compare)
+    return (cell_key(point, claim.stack or claim.compare[1]),)
 
 
-def measure(claim: Claim, run: Run, workload: str, concurrency: int) -> Interval | None:
-    """The claim's figure measured by `run` at one load, or None when it measured nothing
+def measure(claim: Claim, run: Run, point: Experiment) -> Interval | None:
+    """The claim's figure measured by `run` at one point, or None when it measured nothing
     usable (no finished repeat, or too few for an interval)."""
-    keys = keys_of(claim, workload, concurrency)
+    keys = keys_of(claim, point)
     if claim.metric in RATIO_METRICS:
         return _ratio(claim, run, *keys)
     if claim.metric == "error_rate":
@@ -115,8 +116,6 @@ def _ratio(claim: Claim, run: Run, base: CellKey, new: CellKey) -> Interval | No
 
 def _like(metric: str, statistic: str | None) -> Claim:
     """A stand-in claim that reads `metric` (for pooling over every cell of a run)."""
-    from pgarena.claims.catalogue import Experiment
-
     return Claim(
         "seed000-pool", "000_0000000000000000.txt", "-", metric, "about", ("sync", "async"),
         0.0, 0.0, {}, Experiment("standard", 1), statistic=statistic,
@@ -158,15 +157,14 @@ def slope(points: Sequence[tuple[float, float]]) -> Interval | None:
     return Interval(fit.slope - half, float(fit.slope), fit.slope + half)
 
 
-def measure_slope(
-    claim: Claim, runs: Mapping[int, tuple[Run, str, int]], stack: str | None = None
-) -> Interval | None:
-    """The slope of the claim's figure over its swept setting; `runs` maps each swept value
-    to (the run, workload, concurrency) that measured it."""
-    stack = stack or claim.stack or claim.compare[1]
-    points = [
-        (float(value), figure_value)
-        for value, (run, workload, concurrency) in runs.items()
-        for figure_value in per_repeat(claim, run, CellKey(stack, workload, concurrency)).values()
+def measure_slope(claim: Claim, run: Run, points: Sequence[Experiment]) -> Interval | None:
+    """The slope of the claim's figure over its swept setting, from every finished repeat
+    at every swept value."""
+    assert claim.experiment.sweep is not None
+    setting = claim.experiment.sweep[0]
+    found = [
+        (float(getattr(point, setting)), value)
+        for point in points
+        for value in per_repeat(claim, run, keys_of(claim, point)[0]).values()
     ]
-    return slope(points)
+    return slope(found)

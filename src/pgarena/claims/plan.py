@@ -32,9 +32,11 @@ from pgarena.bench.plan import (
 from pgarena.bench.servers import ServerOptions
 from pgarena.bench.workloads import WORKLOADS, Scenario, Workload
 from pgarena.claims.catalogue import Claim, Experiment
+from pgarena.results.model import CellKey
+from pgarena.service.stacks import STACKS
 
 # --quick: enough to put an interval on each figure, not to make it narrow.
-QUICK = {"repeats": 2, "duration_s": 1.5, "warmup_s": 0.5}
+QUICK = {"repeats": 2, "duration_s": 1.25, "warmup_s": 0.5}
 FULL = {"repeats": 3, "duration_s": 10.0, "warmup_s": 2.0}
 QUICK_BUDGET_S = 8 * 60.0  # issue 12: every catalogued claim in 8 minutes on 2 cores
 MAX_QUEUE_WARMUP_S = 6.0
@@ -114,6 +116,22 @@ def cell_workload(point: Experiment) -> str:
     return f"{name}@{label}" if label else name
 
 
+def point_for(point: Experiment, stack: str) -> Experiment:
+    """The point as `stack` needs it run. An async stack runs no endpoint on the thread
+    pool, so the thread count is no condition of its figures: it is measured once, at
+    serve's default, and a thread sweep runs only the sync side at each of its values. Its
+    ratios pair sync's repeat r with async's repeat r of that one measurement."""
+    if STACKS[stack].style == "async" and point.threads is not None:
+        return replace(point, threads=None)
+    return point
+
+
+def cell_key(point: Experiment, stack: str) -> CellKey:
+    """Where the claims' result file keeps `stack`'s cells of `point`."""
+    own = point_for(point, stack)
+    return CellKey(stack, cell_workload(own), own.concurrency)
+
+
 def points_of(claim: Claim, quick: bool) -> tuple[Experiment, ...]:
     """The experiment points of one claim. --quick measures for a fixed time instead of the
     seed's request count (seed 004's 100,000 requests would not fit)."""
@@ -138,7 +156,15 @@ class PointsPlan(Plan):
     pairs: tuple[Pair, ...] = ()
 
     def cells(self) -> list[PlannedCell]:
-        """Repeats outermost, then the pairs, the stacks taking turns (A B A B ...)."""
+        """Repeats outermost, then the pairs, the stacks taking turns (A B A B ...); with
+        one server at a time ("stack"), each stack's cells of a repeat together."""
+        if self.server_lifetime == "stack":
+            return [
+                PlannedCell(stack, pair.workload, pair.concurrency, repeat)
+                for repeat in range(self.repeats)
+                for stack in self.stacks
+                for pair in self.pairs
+            ]
         return [
             PlannedCell(stack, pair.workload, pair.concurrency, repeat)
             for repeat in range(self.repeats)
@@ -149,8 +175,6 @@ class PointsPlan(Plan):
     def warmup_of(self, cell: PlannedCell) -> float:
         """The plan's warmup, plus the time to open the connections of a large load, plus,
         for a sync stack, the time its thread pool's queue takes to fill."""
-        from pgarena.service.stacks import STACKS
-
         pair = next(
             p
             for p in self.pairs
@@ -224,7 +248,7 @@ def plan_groups(points: dict[Experiment, list[str]], quick: bool) -> list[Group]
         # Servers alive together must not open more connections than PostgreSQL allows.
         together = len(stacks) * (config.pool_size + config.max_overflow)
         plan = PointsPlan(
-            stacks=tuple(stacks),
+            stacks=tuple(sorted(stacks, key=list(STACKS).index)),  # sync first: the base
             workloads=tuple(dict.fromkeys(pair.workload for pair in pairs.values())),
             concurrency=tuple(sorted({pair.concurrency for pair in pairs.values()})),
             repeats=int(timing["repeats"]),

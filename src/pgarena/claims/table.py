@@ -13,8 +13,8 @@ from typing import Any
 
 from pgarena.claims.catalogue import Claim, Experiment
 from pgarena.claims.measure import keys_of, measure, measure_slope
-from pgarena.claims.plan import cell_workload, points_of
-from pgarena.claims.verdict import INCONCLUSIVE, Interval, sweep_verdict, verdict
+from pgarena.claims.plan import points_of
+from pgarena.claims.verdict import Interval, sweep_verdict, verdict
 from pgarena.results.model import Run
 
 NOT_MEASURED = "not measured"
@@ -80,28 +80,29 @@ def judge_claim(claim: Claim, run: Run, quick: bool) -> Row:
     failures = _failures(claim, run, points)
     sweep = claim.experiment.sweep
     if claim.per and sweep:
-        runs = {getattr(p, sweep[0]): (run, cell_workload(p), p.concurrency) for p in points}
-        interval = measure_slope(claim, runs)
+        interval = measure_slope(claim, run, points)
         if interval is None:
             return _unmeasured(claim, failures or "too few finished repeats for a slope")
         unit = claim.per.removesuffix("s")
-        shown = f"{_interval(interval)} per {unit}"
+        shown = f"{_interval(interval, claim)} per {unit}"
         return Row(claim, shown, verdict(claim, interval), failures=failures, interval=interval)
-    measured = {p: measure(claim, run, cell_workload(p), p.concurrency) for p in points}
+    measured = {p: measure(claim, run, p) for p in points}
     if all(value is None for value in measured.values()):
         return _unmeasured(claim, failures or "no finished repeat with an interval")
     if sweep is None:
         [interval] = measured.values()
         return Row(
             claim,
-            _interval(interval),
+            _interval(interval, claim),
             verdict(claim, interval),
             failures=failures,
             interval=interval,
         )
     by_value = {getattr(p, sweep[0]): interval for p, interval in measured.items()}
     result = sweep_verdict(claim, by_value)
-    shown = "; ".join(f"{_setting(sweep[0], v)}: {_interval(i)}" for v, i in by_value.items())
+    shown = "; ".join(
+        f"{_setting(sweep[0], v)}: {_interval(i, claim)}" for v, i in by_value.items()
+    )
     row = Row(
         claim,
         shown,
@@ -126,7 +127,7 @@ def _failures(claim: Claim, run: Run, points: tuple[Experiment, ...]) -> str:
     (1520 requests: timeout 100%): no correct answer in ...'. Empty when none failed."""
     parts = []
     for point in points:
-        for key in keys_of(claim, cell_workload(point), point.concurrency):
+        for key in keys_of(claim, point):
             cells = run.cells_of(key)
             failed = [cell for cell in cells if not cell.measured]
             if not cells:
@@ -151,18 +152,19 @@ def _setting(name: str, value: int) -> str:
     return {"slow_ms": f"{value} ms", "pool_size": f"pool {value}"}.get(name, f"{name} {value}")
 
 
-def _interval(interval: Interval | None) -> str:
+def _interval(interval: Interval | None, claim: Claim) -> str:
     if interval is None:
         return NOT_MEASURED
-    if interval.finite and not interval.low <= interval.mean <= interval.high:
-        return f"{_number(interval.mean)} ({INCONCLUSIVE} interval)"
-    return f"{_number(interval.mean)} ({_number(interval.low)}-{_number(interval.high)})"
+    low, mean, high = (_number(x, claim) for x in (interval.low, interval.mean, interval.high))
+    return f"{mean} ({low}-{high})"
 
 
-def _number(value: float) -> str:
-    """3 significant digits; bytes as MB."""
-    if abs(value) >= 1e5:
+def _number(value: float, claim: Claim) -> str:
+    """3 significant digits; bytes as MB, latencies as whole ms from 1000 on."""
+    if claim.metric == "rss_bytes":
         return f"{value / 1e6:.3g} MB"
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
     return f"{value:.3g}"
 
 
@@ -177,7 +179,10 @@ def describe_claim(claim: Claim) -> str:
     who = f"{claim.stack} " if claim.stack else f"{claim.compare[1]}/{claim.compare[0]} "
     stat = f" {claim.statistic}" if claim.statistic else ""
     per = f" per {claim.per.removesuffix('s')}" if claim.per else ""
-    return f"{who}{claim.metric}{stat}{per} {sign}{claim.claimed_text}"
+    value = claim.claimed_text
+    if claim.metric == "rss_bytes":
+        value = "-".join(dict.fromkeys(f"{x / 1e6:g}" for x in (claim.low, claim.high))) + " MB"
+    return f"{who}{claim.metric}{stat}{per} {sign}{value}"
 
 
 def judge_all(claims: tuple[Claim, ...], run: Run, quick: bool) -> list[Row]:
