@@ -224,10 +224,21 @@ def queue_warmup_s(point: Experiment, config: ServerConfig) -> float:
     """How long a sync server needs before its queue is full: with more clients than
     threads, each thread serves its share of the clients one after another, so a request
     waits (clients / threads) database calls before its own. Measuring before that would
-    report the latency of a queue still filling up."""
+    report the latency of a queue still filling up.
+
+    It is also how long the window must be: the dependency's setup and teardown queue for
+    the same threads as the endpoint, so answers come in bursts, one per turn of the queue
+    (measured: 100 clients on one thread answered all at once every ~5 s, and a 1.25 s
+    window between two bursts saw no answer at all)."""
     if point.workload != "slow-db" or point.concurrency <= config.threads:
         return 0.0
     return min(MAX_QUEUE_WARMUP_S, point.concurrency / config.threads * point.slow_ms / 1000)
+
+
+def _weight(pair: Pair) -> tuple[int, bool]:
+    """Lighter loads first: fewer clients, and at equal clients requests that wait (slow-db)
+    before requests that compute, whose backlog takes longer to drain."""
+    return pair.concurrency, not pair.workload.name.startswith("slow-db")
 
 
 def plan_groups(points: dict[Experiment, list[str]], quick: bool) -> list[Group]:
@@ -246,19 +257,25 @@ def plan_groups(points: dict[Experiment, list[str]], quick: bool) -> list[Group]
             pair = Pair(workload, point.concurrency, queue_warmup_s(point, config))
             pairs.setdefault((workload.name, point.concurrency), pair)
         # Servers alive together must not open more connections than PostgreSQL allows.
+        # A server left with a thousand requests in flight is busy for seconds after its
+        # cell (measured: the next cell on it saw no answer at all), so the loads run
+        # lightest first and the heaviest last, before the next repeat's fresh servers.
         together = len(stacks) * (config.pool_size + config.max_overflow)
+        lifetime = "repeat" if together <= SERVER_CONNECTIONS else "stack"
+        ordered = sorted(pairs.values(), key=_weight)
+        longest = max(pair.queue_warmup_s for pair in ordered)
         plan = PointsPlan(
             stacks=tuple(sorted(stacks, key=list(STACKS).index)),  # sync first: the base
             workloads=tuple(dict.fromkeys(pair.workload for pair in pairs.values())),
             concurrency=tuple(sorted({pair.concurrency for pair in pairs.values()})),
             repeats=int(timing["repeats"]),
-            duration_s=None if requests else timing["duration_s"],
+            duration_s=None if requests else max(timing["duration_s"], longest * 1.2),
             requests=requests,
             warmup_s=timing["warmup_s"],
             rate=None,
             preset=None,
-            server_lifetime="repeat" if together <= SERVER_CONNECTIONS else "stack",
-            pairs=tuple(pairs.values()),
+            server_lifetime=lifetime,
+            pairs=tuple(ordered),
         )
         groups.append(Group(config, requests, tuple(members), plan))
     return groups
