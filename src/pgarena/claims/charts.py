@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from pgarena.claims.table import Row, describe_claim
 from pgarena.report.charts import STACK_COLORS, STYLE, Chart
@@ -72,6 +73,18 @@ def _chart(setting: str, rows: list[Row]) -> Chart:
         highs = [i.high for i in found if i is not None] + [claim.high]
         if min(lows) > 0 and max(highs) / min(lows) > 20:  # orders of magnitude apart
             axes.set_yscale("log")
+            axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axes.yaxis.set_minor_formatter(NullFormatter())
+        for value in row.sweep:
+            if row.sweep[value] is None:  # a failed or missing point is shown, not skipped
+                axes.annotate(
+                    "not measured",
+                    (position[value], 0.04),
+                    xycoords=("data", "axes fraction"),
+                    ha="center",
+                    fontsize=7,
+                    color="#b30000",
+                )
         axes.set_xticks(xs, [str(v) for v in row.sweep])
         axes.set_xlabel(SETTING_LABELS.get(setting, setting))
         axes.set_title(claim.id, fontsize=8)
