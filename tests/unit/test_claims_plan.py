@@ -6,9 +6,15 @@ from __future__ import annotations
 import pytest
 
 from pgarena.bench.plan import PlannedCell
-from pgarena.claims.catalogue import load_catalogue
+from pgarena.claims.catalogue import Experiment, load_catalogue
 from pgarena.claims.experiments import experiment_points, planned, select
-from pgarena.claims.plan import QUICK_BUDGET_S, ServerConfig, cell_key, estimate_s
+from pgarena.claims.plan import (
+    QUICK_BUDGET_S,
+    ServerConfig,
+    cell_key,
+    estimate_s,
+    plan_groups,
+)
 from pgarena.errors import UserError
 from pgarena.results.model import CellKey
 
@@ -54,17 +60,26 @@ def test_a_queue_is_filled_before_it_is_measured() -> None:
     assert group.config.threads == 1
     [pair] = [p for p in group.plan.pairs if p.concurrency == 100]
     sync, asynchronous = (PlannedCell(s, pair.workload, 100, 0) for s in ("sync", "async"))
-    # 100 clients on one thread wait 100 x 50 ms: the sync cell warms up 5 s longer
+    # 100 clients on one thread wait 100 x 50 ms: the sync cell warms up 5 s longer, and
+    # its window spans a whole turn of the queue (answers come in bursts, one per turn)
     assert group.plan.warmup_of(sync) - group.plan.warmup_of(asynchronous) == pytest.approx(5.0)
+    assert group.plan.duration_of(sync) == pytest.approx(6.0)
+    assert group.plan.duration_of(asynchronous) == 1.0
 
 
 def test_servers_whose_pools_exceed_postgres_take_turns() -> None:
-    [group] = planned(select(CLAIMS, "seed001-table-1000-sync"), quick=True)
+    big = Experiment("slow-db", 1000, pool_size=250, max_overflow=0)
+    small = Experiment("slow-db", 200, pool_size=250, max_overflow=0)
+    [group] = plan_groups({big: ["sync", "async"], small: ["sync", "async"]}, quick=True)
     assert group.config == ServerConfig(250, 0, 250)
     assert group.plan.server_lifetime == "stack"  # 2 x 250 connections > 300
-    order = [cell.stack for cell in group.plan.cells()]
-    assert order == ["sync", "async"] * 2  # one server start per stack and repeat
+    order = [(cell.stack, cell.concurrency) for cell in group.plan.cells()[:4]]
+    # one server start per stack and repeat; the lighter load first, so that the heavy
+    # one's backlog never meets the next cell
+    assert order == [("sync", 200), ("sync", 1000), ("async", 200), ("async", 1000)]
     assert group.plan.server_starts() == 4
+    # a load of hundreds of clients waits for their connections and the pool's
+    assert group.plan.warmup_of(group.plan.cells()[1]) > 5
 
 
 def test_each_latency_of_a_sweep_is_its_own_workload() -> None:

@@ -297,7 +297,7 @@ class _Arena:
             port=port,
             workload=key.workload,
             connections=key.concurrency,
-            duration_s=self.plan.duration_s,
+            duration_s=self.plan.duration_of(key),
             requests=self.plan.requests,
             warmup_s=self.plan.warmup_of(key),
             rate=self.plan.rate,

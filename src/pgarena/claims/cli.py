@@ -14,7 +14,7 @@ def claims_command(
         bool,
         typer.Option(
             "--quick",
-            help="Every claim within 8 minutes: 2 repeats of 1.5 s per cell, not 3 of 10 s.",
+            help="Every claim within 8 minutes: 2 repeats of 1.25 s per cell, not 3 of 10 s.",
         ),
     ] = False,
     only: Annotated[
@@ -22,7 +22,8 @@ def claims_command(
         typer.Option("--only", metavar="ID,...", help="Test only these claims (their ids)."),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", metavar="DIR", help="Where runs and the table go.")
+        Path,
+        typer.Option("--out", "-o", metavar="DIR", help="Where the results, reports and runs go."),
     ] = Path("claims-results"),
 ) -> None:
     """Test the seed documents' performance claims here, and write a verdict table.

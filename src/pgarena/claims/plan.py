@@ -36,13 +36,19 @@ from pgarena.results.model import CellKey
 from pgarena.service.stacks import STACKS
 
 # --quick: enough to put an interval on each figure, not to make it narrow.
-QUICK = {"repeats": 2, "duration_s": 1.25, "warmup_s": 0.5}
+QUICK = {"repeats": 2, "duration_s": 1.0, "warmup_s": 0.5}
 FULL = {"repeats": 3, "duration_s": 10.0, "warmup_s": 2.0}
 QUICK_BUDGET_S = 8 * 60.0  # issue 12: every catalogued claim in 8 minutes on 2 cores
 MAX_QUEUE_WARMUP_S = 6.0
-# Opening a thousand connections (and the pool's) takes the loaded 2-core machine seconds:
-# measured, 1000 clients with a 0.5 s warmup met a server that had answered nothing yet.
+# Opening hundreds of connections takes the loaded 2-core machine seconds: measured, 1000
+# clients with a 0.5 s warmup, and 200 on a fresh server whose pool may open 250, met a
+# server that had answered nothing yet. So loads of MANY_CLIENTS or more warm up longer,
+# for the clients' connections and for the server's pool connections to PostgreSQL.
+MANY_CLIENTS = 200
 CONNECT_WARMUP_S = 2.5  # per 1000 clients
+POOL_FILL_S = 0.01  # per connection the pool may open (a PostgreSQL backend each)
+# A thread-limited queue answers in bursts, one per turn: the window spans this many turns.
+QUEUE_TURNS = 1.2
 # PostgreSQL's max_connections (300, database/embedded.py) less room for the harness: the
 # servers of a group run one at a time when their pools together could exceed it.
 SERVER_CONNECTIONS = 280
@@ -154,6 +160,7 @@ class PointsPlan(Plan):
     warmed up for as long as its own load needs."""
 
     pairs: tuple[Pair, ...] = ()
+    pool_connections: int = 0  # the most connections a server's pool may open
 
     def cells(self) -> list[PlannedCell]:
         """Repeats outermost, then the pairs, the stacks taking turns (A B A B ...); with
@@ -172,16 +179,33 @@ class PointsPlan(Plan):
             for stack in self.stacks
         ]
 
-    def warmup_of(self, cell: PlannedCell) -> float:
-        """The plan's warmup, plus the time to open the connections of a large load, plus,
-        for a sync stack, the time its thread pool's queue takes to fill."""
-        pair = next(
+    def _pair(self, cell: PlannedCell) -> Pair:
+        return next(
             p
             for p in self.pairs
             if (p.workload, p.concurrency) == (cell.workload, cell.concurrency)
         )
-        queue = pair.queue_warmup_s if STACKS[cell.stack].style == "sync" else 0.0
-        return self.warmup_s + CONNECT_WARMUP_S * cell.concurrency / 1000 + queue
+
+    def _queued(self, cell: PlannedCell) -> float:
+        """How long a turn of the cell's thread-pool queue takes (0 for async stacks)."""
+        return self._pair(cell).queue_warmup_s if STACKS[cell.stack].style == "sync" else 0.0
+
+    def warmup_of(self, cell: PlannedCell) -> float:
+        """The plan's warmup, plus the time to open the connections of a large load (the
+        clients', and the server's pool growing to meet them), plus, for a sync stack, the
+        time its thread pool's queue takes to fill."""
+        opening = 0.0
+        if cell.concurrency >= MANY_CLIENTS:
+            pool = self.pool_connections or cell.concurrency
+            opening = CONNECT_WARMUP_S * cell.concurrency / 1000
+            opening += POOL_FILL_S * min(cell.concurrency, pool)
+        return self.warmup_s + opening + self._queued(cell)
+
+    def duration_of(self, cell: PlannedCell) -> float | None:
+        """The plan's window, or a whole turn of the cell's queue if that is longer."""
+        if self.duration_s is None:
+            return None
+        return max(self.duration_s, QUEUE_TURNS * self._queued(cell))
 
     def estimate_s(self) -> float:
         """As `seconds`: the claims' runs share one database, set up once."""
@@ -189,9 +213,9 @@ class PointsPlan(Plan):
 
     def seconds(self) -> float:
         """Estimated wall time of this plan's servers and cells (no database setup)."""
-        measured = self.duration_s if self.duration_s is not None else 5.0
         return self.server_starts() * SERVER_START_ESTIMATE_S + sum(
-            self.warmup_of(cell) + measured + CELL_OVERHEAD_S for cell in self.cells()
+            self.warmup_of(cell) + (self.duration_of(cell) or 5.0) + CELL_OVERHEAD_S
+            for cell in self.cells()
         )
 
 
@@ -215,7 +239,7 @@ class Group:
         measured = f"{plan.requests} requests" if plan.requests else f"{plan.duration_s:g} s"
         return (
             f"{self.name}: {len(plan.cells())} cells ({len(plan.stacks)} stacks, "
-            f"{plan.repeats} repeats), {measured} each after a warmup; "
+            f"{plan.repeats} repeats), {measured} or more each after a warmup; "
             f"estimated {plan.seconds():.0f} s"
         )
 
@@ -263,19 +287,20 @@ def plan_groups(points: dict[Experiment, list[str]], quick: bool) -> list[Group]
         together = len(stacks) * (config.pool_size + config.max_overflow)
         lifetime = "repeat" if together <= SERVER_CONNECTIONS else "stack"
         ordered = sorted(pairs.values(), key=_weight)
-        longest = max(pair.queue_warmup_s for pair in ordered)
+
         plan = PointsPlan(
             stacks=tuple(sorted(stacks, key=list(STACKS).index)),  # sync first: the base
             workloads=tuple(dict.fromkeys(pair.workload for pair in pairs.values())),
             concurrency=tuple(sorted({pair.concurrency for pair in pairs.values()})),
             repeats=int(timing["repeats"]),
-            duration_s=None if requests else max(timing["duration_s"], longest * 1.2),
+            duration_s=None if requests else timing["duration_s"],
             requests=requests,
             warmup_s=timing["warmup_s"],
             rate=None,
             preset=None,
             server_lifetime=lifetime,
             pairs=tuple(ordered),
+            pool_connections=config.pool_size + config.max_overflow,
         )
         groups.append(Group(config, requests, tuple(members), plan))
     return groups

@@ -169,8 +169,20 @@ def _number(value: float, claim: Claim) -> str:
 
 
 def describe_condition(claim: Claim) -> str:
-    """'concurrency 100, db_latency_ms 50' or 'none stated'."""
-    return ", ".join(f"{key} {value}" for key, value in claim.condition.items()) or "none stated"
+    """What the seed states, then the server it ran on when not serve's defaults:
+    'concurrency 100, db_latency_ms 50; server: pool 100+0, threads swept'."""
+    stated = ", ".join(f"{key} {value}" for key, value in claim.condition.items())
+    experiment = claim.experiment
+    swept = experiment.sweep[0] if experiment.sweep else None
+    server = []
+    if experiment.pool_size is not None or swept == "pool_size":
+        pool = "swept" if swept == "pool_size" else experiment.pool_size
+        overflow = "" if experiment.max_overflow is None else f"+{experiment.max_overflow}"
+        server.append(f"pool {pool}{overflow}")
+    if experiment.threads is not None or swept == "threads":
+        server.append(f"threads {'swept' if swept == 'threads' else experiment.threads}")
+    ran = f"server: {', '.join(server)}" if server else ""
+    return "; ".join(part for part in (stated or "none stated", ran) if part)
 
 
 def describe_claim(claim: Claim) -> str:
