@@ -79,6 +79,12 @@ def test_a_claim_is_judged_by_its_own_value_and_direction() -> None:
     slower = CLAIMS["seed004-mixed-10"]  # asyncpg 19.28% slower than psycopg2: lower
     assert verdict(slower, interval(0.75, 0.79)) == HOLDS
     assert verdict(slower, interval(0.97, 1.04)) == DOES_NOT_HOLD
+    timeouts = CLAIMS["seed001-table-1000-sync"]  # error_rate, at least 1% of requests fail
+    assert verdict(timeouts, Interval(0.0, 0.0, 0.015)) == INCONCLUSIVE  # no failure seen
+    assert verdict(timeouts, Interval(0.004, 0.008, 0.015)) == HOLDS
+    assert verdict(timeouts, Interval(0.0, 0.0, 0.002)) == DOES_NOT_HOLD
+    easily = CLAIMS["seed000-async-handles-1000"]  # error_rate, under 1%
+    assert verdict(easily, Interval(0.0, 0.0, 0.003)) == HOLDS
     sync_500 = CLAIMS["seed001-table-10-sync"]  # latency_ms, at least 500
     assert verdict(sync_500, interval(501.0, 509.0)) == HOLDS
     assert verdict(sync_500, interval(51.0, 52.0)) == DOES_NOT_HOLD

@@ -150,6 +150,16 @@ class Plan:
                             order.append(PlannedCell(stack, workload, concurrency, repeat))
         return order
 
+    def warmup_of(self, cell: PlannedCell) -> float:
+        """The warmup before `cell`: the same for every cell here (`pgarena claims` gives a
+        queue that takes longer to fill a longer one)."""
+        return self.warmup_s
+
+    def duration_of(self, cell: PlannedCell) -> float | None:
+        """The measured window of `cell` (None: a request count): the same for every cell
+        here (`pgarena claims` measures a slowly turning queue for longer)."""
+        return self.duration_s
+
     def server_starts(self) -> int:
         """How many servers the run starts."""
         if not self.start_servers:

@@ -1,46 +1,26 @@
-"""`pgarena claims`: run each catalogued claim's experiment and write a verdict table.
+"""`pgarena claims`: plan the experiments, run them through the harness, write the verdicts.
 
-Each distinct experiment point (a workload at one load on one server configuration) is one
-ordinary pgarena run with its own `results.json` under `<out>/runs/`, so every figure in the
-table can be re-read, re-reported and compared with the usual commands. Claims that share a
-point share its run. The table (`<out>/claims.md`) is computed from those runs only: a claim
-whose experiment did not produce a figure is listed as not measured, with the reason.
+The experiments are ordinary pgarena runs, one per server configuration (`claims.plan`),
+each in `<out>/runs/<configuration>/` with its own `results.json` and server logs. After
+each run, every cell so far is gathered into `<out>/results.json`: one result file in the
+harness's schema (each workload named for the server settings it ran under), so that
+`pgarena report` and `pgarena compare` read it like any run, and a crash keeps every cell
+measured. The verdicts are computed from that file alone (`claims.table`) and written beside
+it (`claims.report`).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pgarena.claims.catalogue import Claim, Experiment, load_catalogue
-from pgarena.claims.measure import measure, measure_slope
-from pgarena.claims.verdict import Interval, sweep_verdict, verdict
+from pgarena.claims.plan import Group, estimate_s, plan_groups, point_for, points_of
 from pgarena.errors import UserError
+from pgarena.results.file import RESULT_FILENAME, SCHEMA_VERSION, utc_now, write_atomically
 from pgarena.results.model import Run
-
-# --quick: enough to put an interval on each figure, not to make it narrow.
-QUICK = {"repeats": 2, "duration_s": 2.0, "warmup_s": 1.0}
-FULL = {"repeats": 3, "duration_s": 10.0, "warmup_s": 2.0}
-TABLE_NAME = "claims.md"
-
-
-@dataclass
-class Outcome:
-    """What the runs gave: each point's run, or why it has none."""
-
-    runs: dict[Experiment, Run]
-    failures: dict[Experiment, str]
-
-
-def run_claims(quick: bool, only: str | None, out: Path) -> Path:
-    """Run the experiments of the selected claims, write the verdict table, return its path."""
-    claims = select(load_catalogue(), only)
-    points = experiment_points(claims, quick)
-    outcome = run_points(points, out, quick)
-    table = out / TABLE_NAME
-    table.write_text(render_table(claims, outcome, quick), "utf-8")
-    return table
+from pgarena.results.summary import summarize_run
 
 
 def select(claims: tuple[Claim, ...], only: str | None) -> tuple[Claim, ...]:
@@ -55,181 +35,115 @@ def select(claims: tuple[Claim, ...], only: str | None) -> tuple[Claim, ...]:
     return tuple(claim for claim in claims if claim.id in wanted)
 
 
-def points_of(claim: Claim, quick: bool) -> tuple[Experiment, ...]:
-    """The experiment points of one claim. --quick measures for a fixed time instead of the
-    seed's request count (seed 004's 100,000 requests would not fit)."""
-    points = claim.experiment.points()
-    return tuple(replace(p, requests=None) for p in points) if quick else points
-
-
 def experiment_points(claims: tuple[Claim, ...], quick: bool) -> dict[Experiment, list[str]]:
     """Every point the claims need, with the stacks to run there (in first-named order)."""
     points: dict[Experiment, list[str]] = {}
     for claim in claims:
         for point in points_of(claim, quick):
-            stacks = points.setdefault(point, [])
-            stacks += [stack for stack in claim.compare if stack not in stacks]
+            for stack in claim.compare:
+                stacks = points.setdefault(point_for(point, stack), [])
+                if stack not in stacks:
+                    stacks.append(stack)
     return points
 
 
-def point_name(point: Experiment) -> str:
-    """A directory name for a point: 'slow-db-c100-ms50-threads1-pool100'."""
-    parts = [point.workload, f"c{point.concurrency}"]
-    if point.workload == "slow-db":
-        parts.append(f"ms{point.slow_ms}")
-    for label, value in (
-        ("threads", point.threads),
-        ("pool", point.pool_size),
-        ("overflow", point.max_overflow),
-        ("n", point.requests),
-    ):
-        if value is not None:
-            parts.append(f"{label}{value}")
-    return re.sub(r"[^a-z0-9.-]", "-", "-".join(parts))
+def planned(claims: tuple[Claim, ...], quick: bool) -> list[Group]:
+    """The runs that test `claims`."""
+    return plan_groups(experiment_points(claims, quick), quick)
 
 
-def run_points(points: dict[Experiment, list[str]], out: Path, quick: bool) -> Outcome:
-    """One pgarena run per point, on one prepared database; say how long before starting."""
+def run_claims(quick: bool, only: str | None, out: Path) -> Path:
+    """Run the experiments of the selected claims, write results and reports; return the
+    Markdown report's path."""
     from rich.console import Console
 
     from pgarena.bench.database import arena_database
-    from pgarena.bench.plan import Plan, format_duration
-    from pgarena.bench.runner import RunConfig, check_writable, run_plan
-    from pgarena.bench.servers import ServerOptions
-    from pgarena.bench.workloads import WORKLOADS
+    from pgarena.bench.plan import format_duration
+    from pgarena.bench.runner import check_writable
+    from pgarena.claims.report import write_claims_reports
 
+    claims = select(load_catalogue(), only)
+    groups = planned(claims, quick)
+    other = planned(claims, not quick)
     check_writable(out)
-    timing = QUICK if quick else FULL
-    plans = {
-        point: Plan(
-            stacks=tuple(stacks),
-            workloads=(WORKLOADS[point.workload],),
-            concurrency=(point.concurrency,),
-            repeats=int(timing["repeats"]),
-            duration_s=None if point.requests else timing["duration_s"],
-            requests=point.requests,
-            warmup_s=timing["warmup_s"],
-            rate=None,
-            preset=None,
-            slow_ms=point.slow_ms,
-        )
-        for point, stacks in points.items()
-    }
-    estimate = sum(plan.estimate_s() for plan in plans.values())
     console = Console(stderr=True)
-    console.print(f"{len(plans)} experiments; estimated {format_duration(estimate)}")
-    outcome = Outcome({}, {})
-    with arena_database(console, purpose="pgarena claims") as database:
-        for index, (point, plan) in enumerate(plans.items(), 1):
-            name = point_name(point)
-            console.print(f"[{index}/{len(plans)}] {name}", highlight=False)
-            options = ServerOptions(
-                threads=point.threads, pool_size=point.pool_size, max_overflow=point.max_overflow
-            )
-            config = RunConfig(plan, out / "runs" / name, server_options=options)
-            try:
-                writer = run_plan(replace(config, database=database))
-            except UserError as error:
-                outcome.failures[point] = str(error)
-                continue
-            outcome.runs[point] = writer.run
-    return outcome
-
-
-@dataclass(frozen=True)
-class Row:
-    """One claim's line in the table; `measured` is None when nothing was measured."""
-
-    claim: Claim
-    measured: str | None
-    verdict: str
-    holds_when: str = ""
-    reason: str = ""
-
-
-def judge_claim(claim: Claim, outcome: Outcome, quick: bool) -> Row:
-    """Measure and judge one claim from the runs of its points."""
-    points = points_of(claim, quick)
-    missing = [p for p in points if p not in outcome.runs]
-    if len(missing) == len(points):
-        reasons = {outcome.failures.get(p, "did not run") for p in missing}
-        return Row(claim, None, "", reason="; ".join(sorted(reasons)))
-    sweep = claim.experiment.sweep
-    if claim.per and sweep:
-        runs = {
-            getattr(p, sweep[0]): (outcome.runs[p], p.workload, p.concurrency)
-            for p in points
-            if p in outcome.runs
-        }
-        interval = measure_slope(claim, runs)
-        if interval is None:
-            return Row(claim, None, "", reason="too few finished repeats for a slope")
-        return Row(claim, f"{_interval(interval)} per {claim.per[:-1]}", verdict(claim, interval))
-    measured = {
-        p: measure(claim, outcome.runs[p], p.workload, p.concurrency) if p in outcome.runs else None
-        for p in points
-    }
-    if all(value is None for value in measured.values()):
-        return Row(claim, None, "", reason="no finished repeats with an interval")
-    if sweep is None:
-        [interval] = measured.values()
-        return Row(claim, _interval(interval), verdict(claim, interval))
-    by_value = {getattr(p, sweep[0]): interval for p, interval in measured.items()}
-    result = sweep_verdict(claim, by_value)
-    shown = "; ".join(
-        f"{sweep[0]} {value}: {_interval(interval) if interval else 'not measured'}"
-        for value, interval in by_value.items()
+    mode, other_mode = ("--quick", "the full version") if quick else ("full", "--quick")
+    console.print(
+        f"{len(claims)} claims, {sum(len(g.points) for g in groups)} experiment points on "
+        f"{len(groups)} server configurations, {sum(len(g.plan.cells()) for g in groups)} cells; "
+        f"{mode}: estimated {format_duration(estimate_s(groups))} "
+        f"({other_mode}: {format_duration(estimate_s(other))})",
+        highlight=False,
     )
-    for opening in ("holds only when", "holds when"):
-        if result.summary.startswith(opening + " "):
-            return Row(claim, shown, opening, result.summary.removeprefix(opening + " "))
-    return Row(claim, shown, result.summary)
+    runs: list[Run] = []
+    try:
+        with arena_database(console, purpose="pgarena claims") as database:
+            for index, group in enumerate(groups, 1):
+                console.print(f"[{index}/{len(groups)}] {group.describe()}", highlight=False)
+                runs.append(_run_group(group, out, database))
+                _gather(runs, out, quick, "running")
+    except KeyboardInterrupt:
+        if runs:
+            _gather(runs, out, quick, "interrupted")
+        raise
+    run = _gather(runs, out, quick, "complete")
+    return write_claims_reports(claims, run, out, quick)
 
 
-def _interval(interval: Interval | None) -> str:
-    if interval is None:
-        return "not measured"
-    return f"{interval.mean:.3g} ({interval.low:.3g}-{interval.high:.3g})"
+def _run_group(group: Group, out: Path, database: Any) -> Run:
+    from pgarena.bench.runner import RunConfig, run_plan
+
+    config = RunConfig(group.plan, out / "runs" / group.name, server_options=group.config.options())
+    return run_plan(replace(config, database=database)).run
 
 
-def _condition(claim: Claim) -> str:
-    return ", ".join(f"{key} {value}" for key, value in claim.condition.items()) or "none stated"
-
-
-def _claimed(claim: Claim) -> str:
-    sign = {"higher": ">= ", "lower": "<= ", "about": "~ "}[claim.direction]
-    who = f"{claim.stack} " if claim.stack else f"{claim.compare[1]}/{claim.compare[0]} "
-    stat = f" {claim.statistic}" if claim.statistic else ""
-    return f"{who}{claim.metric}{stat} {sign}{claim.claimed_text}"
-
-
-def render_table(claims: tuple[Claim, ...], outcome: Outcome, quick: bool) -> str:
-    """The verdict table in Markdown, then the claims that were not measured and why."""
-    rows = [judge_claim(claim, outcome, quick) for claim in claims]
-    mode = "--quick (2 repeats of 2 s)" if quick else "3 repeats of 10 s"
-    lines = [
-        "# Claims tested",
-        "",
-        f"Measured with `pgarena claims` ({mode}); intervals are 95%. Runs: `runs/*/`.",
-        "",
-        "| claim | source | condition | claimed | measured | verdict | holds only when |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        if row.measured is None:
-            continue
-        cells = (
-            row.claim.id,
-            row.claim.source[:3],
-            _condition(row.claim),
-            _claimed(row.claim),
-            row.measured,
-            row.verdict,
-            row.holds_when,
+def merge_runs(runs: list[Run], quick: bool, status: str) -> Run:
+    """One result file of every cell of `runs` (whose workloads never share a name)."""
+    if not runs:
+        raise UserError("pgarena claims: no experiment ran")
+    cells = tuple(cell for run in runs for cell in run.cells)
+    first = runs[0]
+    descriptions: dict[str, str] = {}
+    for run in runs:
+        server = run.metadata.get("server") or {}
+        setting = ", ".join(
+            f"{k} {server.get(k)}" for k in ("pool_size", "max_overflow", "threads")
         )
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
-    unmeasured = [row for row in rows if row.measured is None]
-    if unmeasured:
-        lines += ["", "## Not measured", ""]
-        lines += [f"- {row.claim.id}: {row.reason}" for row in unmeasured]
-    return "\n".join(lines) + "\n"
+        for name, text in (run.plan.get("workload_descriptions") or {}).items():
+            descriptions[name] = f"{text} (server: {setting})"
+    plan: dict[str, Any] = {
+        **first.plan,
+        "stacks": list(dict.fromkeys(s for run in runs for s in run.stacks)),
+        "workloads": list(dict.fromkeys(w for run in runs for w in run.workloads)),
+        "concurrency": sorted({c for run in runs for c in run.concurrency}),
+        "warmup_s": min(float(run.plan["warmup_s"]) for run in runs),
+        "preset": "claims --quick" if quick else "claims",
+        "cells": sum(int(run.plan.get("cells") or 0) for run in runs),
+        "estimated_s": round(sum(float(run.plan.get("estimated_s") or 0) for run in runs), 1),
+        "workload_descriptions": descriptions,
+    }
+    notes = [
+        *(first.metadata.get("notes") or []),
+        "pgarena claims: one run per server configuration (runs/*/results.json); the settings "
+        "each workload ran under are in its name (after '@') and its description, so "
+        "metadata.server names none.",
+    ]
+    server = {**first.metadata.get("server", {}), "pool_size": None, "max_overflow": None}
+    server["threads"] = None
+    return Run(
+        schema_version=SCHEMA_VERSION,
+        status=status,
+        started_at=first.started_at,
+        finished_at=utc_now() if status != "running" else None,
+        metadata={**first.metadata, "server": server, "notes": notes},
+        plan=plan,
+        cells=cells,
+        summaries=tuple(summarize_run(cells)),
+    )
+
+
+def _gather(runs: list[Run], out: Path, quick: bool, status: str) -> Run:
+    """Write every cell so far into `<out>/results.json` and return that run."""
+    run = merge_runs(runs, quick, status)
+    write_atomically(out / RESULT_FILENAME, run.to_dict())
+    return run

@@ -9,9 +9,11 @@ The rule (issue 12) reads a claim's value, or range, against the interval:
 
 The last case is the one the literal rule would call "holds": a ratio measured as 0.8-12
 meets "10x" but meets 1x too, so the measurement cannot tell the claim from no effect at all,
-and calling that a confirmation would be publishing noise. It applies to directional ratio
-claims only: for absolute figures there is no "no difference", and an "about" claim whose
-range contains 1 claims no difference itself.
+and calling that a confirmation would be publishing noise. It applies to directional claims
+on figures that have a "nothing happened" value: 1 for a ratio, 0 for an error rate (no
+failed request in a few hundred gives an interval of 0-1.5%, which meets "at least 1% fail"
+but shows no failure at all). Other absolute figures have none, and an "about" claim whose
+range contains it claims nothing happens itself.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ def judge(
 
 def verdict(claim: Claim, measured: Interval | None) -> str:
     """The verdict on `claim` of a measurement of its metric (see `judge`)."""
-    neutral = 1.0 if claim.metric in RATIO_METRICS else None
+    neutral = (
+        1.0 if claim.metric in RATIO_METRICS else 0.0 if claim.metric == "error_rate" else None
+    )
     return judge(claim.low, claim.high, claim.direction, measured, neutral)
 
 
