@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from pgarena import __version__
 from pgarena.bench import cli as bench_cli
-from pgarena.chaos.cli import chaos_command
 from pgarena.bench.locust.cli import locust_command
+from pgarena.chaos.cli import chaos_command
 from pgarena.claims.cli import claims_command
 from pgarena.database.cli import DataDir, db_app
 from pgarena.errors import UserError
