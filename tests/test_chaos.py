@@ -58,6 +58,8 @@ def test_chaos_writes_results_and_a_report_section_per_stack(chaos_run) -> None:
         assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     report = (out / "chaos.md").read_text()
     assert all(f"## {stack}" in report for stack in STACKS)
+    page = (out / "chaos.html").read_text()
+    assert all(f"<h2>{stack}</h2>" in page for stack in STACKS)
 
 
 @pytest.mark.slow
