@@ -111,4 +111,4 @@ def chaos_command(
             f"error: {len(failed)} checks failed, first: {failed[0]}", fg=typer.colors.RED, err=True
         )
         raise SystemExit(1)
-    typer.echo(f"every check passed on {len(names)} stacks")
+    typer.echo(f"every check passed: {len(writer.results)} faults, {', '.join(names)}")
