@@ -58,6 +58,8 @@ def test_chaos_writes_results_and_a_report_section_per_stack(chaos_run) -> None:
         assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     report = (out / "chaos.md").read_text()
     assert all(f"## {stack}" in report for stack in STACKS)
+    page = (out / "chaos.html").read_text()
+    assert all(f"<h2>{stack}</h2>" in page for stack in STACKS)
 
 
 @pytest.mark.slow
@@ -95,3 +97,18 @@ def test_needs_faults_abandoned_requests_stop_and_a_fresh_db_answers_in_1_s(
 ) -> None:
     storm = _results(chaos_run[1])[(stack, "disconnect storm")]
     assert storm["passed"], _failed(storm)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--faults", "restart,meteor"), "unknown fault 'meteor'"),
+        (("--out", "/etc/passwd"), "--out: cannot write results to /etc/passwd"),
+    ],
+)
+def test_chaos_mistakes_are_one_line_and_exit_2_before_any_work(
+    args: tuple[str, ...], message: str
+) -> None:
+    result = run_pgarena("chaos", *args, env={"DATABASE_URL": None}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1

@@ -108,3 +108,19 @@ def test_the_result_file_keeps_every_fault_measured_before_a_crash(tmp_path) -> 
     assert not list(tmp_path.glob(".results-*"))  # no temporary file left beside it
     writer.finish("complete")
     assert json.loads((tmp_path / "chaos.json").read_text())["passed"] is True
+
+
+def test_the_html_report_has_the_same_rows_and_escapes_what_it_shows() -> None:
+    from pgarena.chaos.report import html
+
+    failed = judge_outage(FaultResult("sync", "freeze"), [Sample(0, 9.0, "200")], 8.0, Bounds())
+    failed.notes.append("<script>alert(1)</script>")
+    document = {
+        "started_at": "2026-01-01T00:00:00Z", "status": "complete", "quick": False,
+        "bounds": {"request_deadline_s": 5.0, "longest_request_s": 6.0},
+        "stacks": ["sync", "async"], "passed": False, "results": [failed.to_json()],
+    }  # fmt: skip
+    page = html(document)
+    assert "<h2>sync</h2>" in page and "<h2>async</h2>" not in page  # no empty section
+    assert "9.00 s" in page and "longest request: 9.00 s (bound &lt;= 6 s)" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page

@@ -63,11 +63,11 @@ def chaos_command(
 ) -> None:
     """Break PostgreSQL under each stack (restart, freeze, pool exhaustion, disconnect storm,
     concurrent writes, schemathesis when installed) and check the service copes within its
-    bounds. Writes chaos.json and chaos.md; exits 1 if any check fails."""  # fmt: skip
+    bounds. Writes chaos.json, chaos.md and chaos.html; exits 1 if any check fails."""  # fmt: skip
     from pgarena.bench.options import available_stacks, parse_names, parse_seconds
     from pgarena.bench.runner import check_writable
     from pgarena.chaos.model import Bounds
-    from pgarena.chaos.report import markdown
+    from pgarena.chaos.report import html, markdown
     from pgarena.chaos.runner import FAULTS, ChaosConfig, run_chaos
     from pgarena.settings import Settings
 
@@ -96,8 +96,10 @@ def chaos_command(
         # Interrupted or crashed too: the report of the faults measured, from the file.
         results = out_dir / "chaos.json"
         if results.exists():
-            report.write_text(markdown(json.loads(results.read_text())))
-    typer.echo(f"results: {writer.path}\nreport: {report}")
+            document = json.loads(results.read_text())
+            report.write_text(markdown(document))
+            report.with_suffix(".html").write_text(html(document))
+    typer.echo(f"results: {writer.path}\nreport: {report}, {report.with_suffix('.html')}")
     failed = [
         f"{r.stack} {r.fault}: {c.name} {c.measured} (bound {c.bound})"
         for r in writer.results
@@ -109,4 +111,4 @@ def chaos_command(
             f"error: {len(failed)} checks failed, first: {failed[0]}", fg=typer.colors.RED, err=True
         )
         raise SystemExit(1)
-    typer.echo(f"every check passed on {len(names)} stacks")
+    typer.echo(f"every check passed: {len(writer.results)} faults, {', '.join(names)}")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 
 from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
@@ -186,7 +187,9 @@ def _run_stack(
             progress(f"{stack}: {fault}")
             try:
                 result = _one_fault(config, postgres, stack, url, fault, server)
-            except (ServerFailed, UserError, OSError, RuntimeError, psycopg.Error) as error:
+            except (
+                ServerFailed, UserError, OSError, RuntimeError, psycopg.Error, psutil.Error
+            ) as error:  # fmt: skip
                 # The fault could not be made or measured: a failed check, not a lost run.
                 result = FaultResult(stack, fault)
                 result.checks.append(Check("fault ran", False, str(error)[:300], "no error"))
