@@ -238,10 +238,14 @@ class Group:
         plan = self.plan
         measured = f"{plan.requests} requests" if plan.requests else f"{plan.duration_s:g} s"
         return (
-            f"{self.name}: {len(plan.cells())} cells ({len(plan.stacks)} stacks, "
+            f"{self.name}: {len(plan.cells())} cells ({_count(len(plan.stacks), 'stack')}, "
             f"{plan.repeats} repeats), {measured} or more each after a warmup; "
             f"estimated {plan.seconds():.0f} s"
         )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def queue_warmup_s(point: Experiment, config: ServerConfig) -> float:
