@@ -28,6 +28,7 @@ result file without two of them sharing a key.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 
 from pgarena.bench.plan import (
     CELL_OVERHEAD_S,
@@ -72,12 +73,7 @@ class ServerConfig:
     @classmethod
     def of(cls, point: Experiment) -> ServerConfig:
         """The settings `pgarena serve` ends up with for the point's options."""
-        from pgarena.settings import Settings
-
-        given = {"pool_size": point.pool_size, "max_overflow": point.max_overflow}
-        given["threads"] = point.threads
-        settings = Settings(**{name: value for name, value in given.items() if value is not None})
-        return cls(settings.pool_size, settings.max_overflow, settings.thread_count)
+        return _resolved(point.pool_size, point.max_overflow, point.threads)
 
     def options(self) -> ServerOptions:
         return ServerOptions(
@@ -96,6 +92,17 @@ class ServerConfig:
         if self.threads != self.pool_size + self.max_overflow:  # serve's default
             parts.append(f"threads{self.threads}")
         return ",".join(parts)
+
+
+@cache
+def _resolved(pool_size: int | None, max_overflow: int | None, threads: int | None) -> ServerConfig:
+    """Resolved by the Settings class serve uses (it reads the environment too, as serve
+    does), once per combination: building Settings costs milliseconds."""
+    from pgarena.settings import Settings
+
+    given = {"pool_size": pool_size, "max_overflow": max_overflow, "threads": threads}
+    settings = Settings(**{name: value for name, value in given.items() if value is not None})
+    return ServerConfig(settings.pool_size, settings.max_overflow, settings.thread_count)
 
 
 def workload_of(point: Experiment) -> Workload:
