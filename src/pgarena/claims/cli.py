@@ -3,6 +3,7 @@ when the command runs, so that `pgarena --help` stays light."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -32,4 +33,20 @@ def claims_command(
     report.md, report.html and charts/ into --out."""
     from pgarena.claims.experiments import run_claims
 
-    typer.echo(str(run_claims(quick, only, out)))
+    # SIGTERM (a kill, a CI timeout) ends the run like Ctrl-C: every finished cell is kept.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        typer.echo(str(run_claims(quick, only, out)))
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: finished cells kept in {out / 'results.json'}; "
+            f"`pgarena report {out / 'results.json'}` writes their reports",
+            err=True,
+        )
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -11,6 +11,7 @@ it (`claims.report`).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,13 @@ from typing import Any
 from pgarena.claims.catalogue import Claim, Experiment, load_catalogue
 from pgarena.claims.plan import Group, estimate_s, plan_groups, point_for, points_of
 from pgarena.errors import UserError
-from pgarena.results.file import RESULT_FILENAME, SCHEMA_VERSION, utc_now, write_atomically
+from pgarena.results.file import (
+    RESULT_FILENAME,
+    SCHEMA_VERSION,
+    load_run,
+    utc_now,
+    write_atomically,
+)
 from pgarena.results.model import Run
 from pgarena.results.summary import summarize_run
 
@@ -83,6 +90,11 @@ def run_claims(quick: bool, only: str | None, out: Path) -> Path:
                 runs.append(_run_group(group, out, database))
                 _gather(runs, out, quick, "running")
     except KeyboardInterrupt:
+        # The interrupted run's finished cells are in its own file (written cell by cell):
+        # they join the others, so that Ctrl-C loses nothing measured.
+        if len(runs) < len(groups):
+            with contextlib.suppress(UserError):
+                runs.append(load_run(out / "runs" / groups[len(runs)].name))
         if runs:
             _gather(runs, out, quick, "interrupted")
         raise

@@ -2,7 +2,8 @@
 
 Sixty claims need about thirty experiment points (a workload at one load on one server
 configuration). Run one after another, with a fresh server per cell, that took ~20 minutes;
-most of it was starting servers. Two observations make `--quick` fit in 8:
+most of it was starting servers. Three observations make `--quick` fit in 8 (measured: 6 min
+38 s for all 60 claims on a 2-core machine that four other benchmarks were loading):
 
 - A server's configuration is only its pool and thread settings, so every point that needs
   the same configuration can share one server. Points are grouped by the *resolved* server
@@ -12,6 +13,12 @@ most of it was starting servers. Two observations make `--quick` fit in 8:
 - The database latency of `slow-db` is a request parameter, not a server setting, so a sweep
   of it is a few more cells in the same group: each latency gets its own workload, named
   for it (`slow-db-5ms`), with the value written into the request path.
+- An async stack runs no endpoint on the thread pool, so a thread sweep runs only the sync
+  side at each value (`point_for`).
+
+Cells differ in how long they need, so each gets its own warmup and window (`PointsPlan`):
+hundreds of clients need seconds to connect, and a sync server whose clients outnumber its
+threads needs a whole turn of its queue to fill, then to be measured.
 
 Each cell's workload is labelled with the non-default server settings it ran under
 (`slow-db-50ms@pool100,overflow0,threads1`), so the cells of every group can go into one
@@ -21,6 +28,7 @@ result file without two of them sharing a key.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 
 from pgarena.bench.plan import (
     CELL_OVERHEAD_S,
@@ -65,12 +73,7 @@ class ServerConfig:
     @classmethod
     def of(cls, point: Experiment) -> ServerConfig:
         """The settings `pgarena serve` ends up with for the point's options."""
-        from pgarena.settings import Settings
-
-        given = {"pool_size": point.pool_size, "max_overflow": point.max_overflow}
-        given["threads"] = point.threads
-        settings = Settings(**{name: value for name, value in given.items() if value is not None})
-        return cls(settings.pool_size, settings.max_overflow, settings.thread_count)
+        return _resolved(point.pool_size, point.max_overflow, point.threads)
 
     def options(self) -> ServerOptions:
         return ServerOptions(
@@ -89,6 +92,17 @@ class ServerConfig:
         if self.threads != self.pool_size + self.max_overflow:  # serve's default
             parts.append(f"threads{self.threads}")
         return ",".join(parts)
+
+
+@cache
+def _resolved(pool_size: int | None, max_overflow: int | None, threads: int | None) -> ServerConfig:
+    """Resolved by the Settings class serve uses (it reads the environment too, as serve
+    does), once per combination: building Settings costs milliseconds."""
+    from pgarena.settings import Settings
+
+    given = {"pool_size": pool_size, "max_overflow": max_overflow, "threads": threads}
+    settings = Settings(**{name: value for name, value in given.items() if value is not None})
+    return ServerConfig(settings.pool_size, settings.max_overflow, settings.thread_count)
 
 
 def workload_of(point: Experiment) -> Workload:
@@ -238,10 +252,14 @@ class Group:
         plan = self.plan
         measured = f"{plan.requests} requests" if plan.requests else f"{plan.duration_s:g} s"
         return (
-            f"{self.name}: {len(plan.cells())} cells ({len(plan.stacks)} stacks, "
+            f"{self.name}: {len(plan.cells())} cells ({_count(len(plan.stacks), 'stack')}, "
             f"{plan.repeats} repeats), {measured} or more each after a warmup; "
             f"estimated {plan.seconds():.0f} s"
         )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def queue_warmup_s(point: Experiment, config: ServerConfig) -> float:

@@ -41,8 +41,10 @@ def describe_mode(run: Run, quick: bool) -> str:
     plan = run.plan
     measured = f"{plan.get('duration_s'):g} s" if plan.get("duration_s") else "the seed's requests"
     return (
-        f"{'--quick' if quick else 'full'}: {plan.get('repeats')} repeats of {measured} per cell "
-        f"after a warmup of at least {plan.get('warmup_s'):g} s, {len(run.cells)} cells"
+        f"{'--quick' if quick else 'full'}: {plan.get('repeats')} repeats of {measured} or more "
+        "per cell (a whole turn of a thread-limited queue) "
+        f"after a warmup of at least {plan.get('warmup_s'):g} s, {len(run.cells)} cells, "
+        f"measured from {run.started_at} to {run.finished_at or 'now'}"
     )
 
 
