@@ -5,8 +5,6 @@ without their pooler settings do not, which is why the settings exist."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -73,6 +71,7 @@ def test_a_sync_and_an_async_stack_answer_everything_right_through_pgbouncer(
     assert {row[column].text for row in table.rows} == {pooler}
 
 
+@pytest.mark.slow
 @needs_pgbouncer
 def test_without_its_pooler_settings_a_stack_fails_through_pgbouncer(
     database_url: str, tmp_path: Path
@@ -97,14 +96,14 @@ def test_every_stack_answers_db_and_crud_right_through_pgbouncer_at_concurrency_
     assert all(not errors for errors in _errors(run).values()), _errors(run)
 
 
-def test_a_missing_pgbouncer_is_one_line_and_exit_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pgarena", "run", "--pooler", "pgbouncer", "-w", "db"],
-        capture_output=True, text=True, env={"PATH": "/nonexistent"}, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "error: --pooler pgbouncer needs the pgbouncer program on PATH "
+def test_a_missing_pgbouncer_is_named_with_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # the program is looked up on PATH only
+    with pytest.raises(UserError) as refused:
+        check_pooler("pgbouncer")
+    assert str(refused.value) == (
+        "--pooler pgbouncer needs the pgbouncer program on PATH "
         "(Debian/Ubuntu: apt-get install pgbouncer)"
     )
 
