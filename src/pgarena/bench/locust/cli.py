@@ -170,6 +170,7 @@ def locust_command(
         progress.print(f"[yellow]interrupted[/]: finished cells kept in {out_dir}")
         raise SystemExit(130) from None
     print_summary(writer.run, writer.path, output)
+    output.print(f"reports: pgarena report {writer.path}", soft_wrap=True, highlight=False)
     if writer.run.cells and len(writer.run.failed_cells) == len(writer.run.cells):
         typer.secho("error: every cell failed", fg=typer.colors.RED, err=True)
         raise SystemExit(1)
