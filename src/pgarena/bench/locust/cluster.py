@@ -107,13 +107,20 @@ class LocustCluster:
         assert self.master.stdout is not None
         line = self.master.stdout.readline()
         if not line:
-            raise ClusterFailed(f"the Locust master exited: {self._last_log_line()}")
+            raise ClusterFailed(self._exited())
         message = json.loads(line)
         if message["event"] == "error":
             raise ClusterFailed(message["message"])
         if message["event"] != wanted:
             raise ClusterFailed(f"the Locust master said {message['event']!r}, not {wanted!r}")
         return message
+
+    def _exited(self) -> str:
+        try:
+            code = self.master.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        return f"the Locust master exited with code {code}: {self._last_log_line()}"
 
     def _last_log_line(self) -> str:
         with contextlib.suppress(OSError):
@@ -139,8 +146,11 @@ class LocustCluster:
         assert self.master.stdin is not None
         command = {"workload": workload, "host": host, "users": users}
         command |= {"warmup_s": warmup_s, "duration_s": duration_s}
-        self.master.stdin.write(json.dumps({"run": command}) + "\n")
-        self.master.stdin.flush()
+        try:
+            self.master.stdin.write(json.dumps({"run": command}) + "\n")
+            self.master.stdin.flush()
+        except OSError:  # the master is gone: every cell from now on fails with the reason
+            raise ClusterFailed(self._exited()) from None
         self._expect("measuring")
         on_phase("measuring")
         self._expect("measured")
