@@ -5,9 +5,12 @@ without their pooler settings do not, which is why the settings exist."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
+from helpers import free_port, start_pgarena, stop, wait_until_healthy
 
 from pgarena.bench.database import PreparedDatabase
 from pgarena.bench.plan import build_plan
@@ -111,3 +114,23 @@ def test_a_missing_pgbouncer_is_named_with_how_to_install_it(
 def test_an_unknown_pooler_is_refused_with_the_known_ones() -> None:
     with pytest.raises(UserError, match=r"^unknown pooler 'odyssey'; choose from: pgbouncer$"):
         check_pooler("odyssey")
+
+
+@pytest.mark.slow
+@needs_pgbouncer
+def test_serve_through_pgbouncer_reads_and_writes(database_url: str) -> None:
+    port = free_port()
+    server = start_pgarena(
+        "serve", "--stack", "async", "--pooler", "pgbouncer", "--port", str(port),
+        env={"DATABASE_URL": database_url}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(server, lambda: httpx.get(f"{base}/health").status_code == 200, 60)
+        for _ in range(20):  # more requests than the stack's pool has connections
+            assert httpx.get(f"{base}/db", timeout=5).status_code == 200
+        created = httpx.post(f"{base}/users/", json={"username": "pooled", "email": "p@x.org"})
+        assert created.status_code == 200, created.text
+        assert httpx.get(f"{base}/users/{created.json()['id']}").json()["username"] == "pooled"
+    finally:
+        stop(server)
