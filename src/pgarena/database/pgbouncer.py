@@ -24,6 +24,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -114,9 +115,9 @@ def _run_as(url: str) -> str | None:
 
 
 def _free_port() -> int:
-    from pgarena.bench.servers import free_port
-
-    return free_port()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
