@@ -3,7 +3,8 @@
 The master is a subprocess driven through JSON lines (`master.py`); local workers are
 subprocesses too, and workers on other machines join the same master. Their output goes to
 log files in the run's directory. Closing the cluster quits the master, which tells every
-worker (remote ones too) to quit; stragglers are killed.
+worker (remote ones too) to quit; stragglers are killed, and a killed `pgarena locust` takes
+its local master and workers with it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from pgarena.bench.servers import die_with_parent
 
 STOP_TIMEOUT_S = 10.0
 
@@ -100,6 +103,7 @@ class LocustCluster:
                 stderr=log,
                 text=pipes,
                 start_new_session=True,  # a Ctrl-C reaches pgarena, which stops them
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
 
     def _expect(self, wanted: str) -> dict[str, Any]:
