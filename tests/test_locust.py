@@ -1,11 +1,13 @@
-"""`pgarena locust` end to end: a real Locust master and two real workers load a real server
-on a real PostgreSQL, and the result file they leave is one `report` and `compare` read."""
+"""`pgarena locust` end to end: a real Locust master and two real workers (one it starts, one
+started apart as on another machine) load a real server on a real PostgreSQL, and the result
+file they leave is one `report` and `compare` read."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from helpers import free_port, run_pgarena
+from helpers import free_port, run_pgarena, start_pgarena, stop
 
 from pgarena.report.build import write_reports
 from pgarena.report.compare import compare_results
@@ -15,13 +17,25 @@ from pgarena.results.file import load_results
 def test_locust_with_two_workers_writes_a_result_that_report_and_compare_read(
     database_url: str, tmp_path: Path
 ) -> None:
-    out = tmp_path / "locust"
-    run = run_pgarena(
-        "locust", "--workers", "2", "--stacks", "async-raw", "--workloads", "crud",
-        "--concurrency", "4", "--duration", "1.5s", "--warmup", "0.5s", "--repeats", "1",
-        "--master-port", str(free_port()), "--out", out,
-        env={"DATABASE_URL": database_url}, timeout=180,
-    )  # fmt: skip
+    out, port = tmp_path / "locust", free_port()
+    # The worker "on another machine", started first as its user would: it waits for the master.
+    remote = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    remote += ["--workloads", "crud"]
+    worker = start_pgarena(
+        "locust", *remote, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        run = run_pgarena(
+            "locust", "--workers", "1", "--expect-workers", "2", "--stacks", "async-raw",
+            "--workloads", "crud", "--concurrency", "4", "--duration", "1.5s",
+            "--warmup", "0.5s", "--repeats", "1", "--master-port", str(port), "--out", out,
+            env={"DATABASE_URL": database_url}, timeout=180,
+        )  # fmt: skip
+        assert worker.wait(timeout=30) == 0  # the master told it to quit
+    finally:
+        stop(worker)
+    # The line to run on the other machine, printed while the master waits for it.
+    assert "pgarena locust " + " ".join(remote) in " ".join(run.stderr.split())
     assert run.returncode == 0, run.stderr[-3000:]
 
     document = load_results(out / "results.json")  # validates against the JSON Schema

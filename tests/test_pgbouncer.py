@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from helpers import free_port, start_pgarena, stop, wait_until_healthy
 
 from pgarena.bench.database import PreparedDatabase
 from pgarena.bench.plan import build_plan
@@ -73,6 +74,7 @@ def test_a_sync_and_an_async_stack_answer_everything_right_through_pgbouncer(
     assert {row[column].text for row in table.rows} == {pooler}
 
 
+@pytest.mark.slow
 @needs_pgbouncer
 def test_without_its_pooler_settings_a_stack_fails_through_pgbouncer(
     database_url: str, tmp_path: Path
@@ -97,14 +99,14 @@ def test_every_stack_answers_db_and_crud_right_through_pgbouncer_at_concurrency_
     assert all(not errors for errors in _errors(run).values()), _errors(run)
 
 
-def test_a_missing_pgbouncer_is_one_line_and_exit_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pgarena", "run", "--pooler", "pgbouncer", "-w", "db"],
-        capture_output=True, text=True, env={"PATH": "/nonexistent"}, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "error: --pooler pgbouncer needs the pgbouncer program on PATH "
+def test_a_missing_pgbouncer_is_named_with_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # the program is looked up on PATH only
+    with pytest.raises(UserError) as refused:
+        check_pooler("pgbouncer")
+    assert str(refused.value) == (
+        "--pooler pgbouncer needs the pgbouncer program on PATH "
         "(Debian/Ubuntu: apt-get install pgbouncer)"
     )
 
@@ -112,3 +114,23 @@ def test_a_missing_pgbouncer_is_one_line_and_exit_2() -> None:
 def test_an_unknown_pooler_is_refused_with_the_known_ones() -> None:
     with pytest.raises(UserError, match=r"^unknown pooler 'odyssey'; choose from: pgbouncer$"):
         check_pooler("odyssey")
+
+
+@pytest.mark.slow
+@needs_pgbouncer
+def test_serve_through_pgbouncer_reads_and_writes(database_url: str) -> None:
+    port = free_port()
+    server = start_pgarena(
+        "serve", "--stack", "async", "--pooler", "pgbouncer", "--port", str(port),
+        env={"DATABASE_URL": database_url}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(server, lambda: httpx.get(f"{base}/health").status_code == 200, 60)
+        for _ in range(20):  # more requests than the stack's pool has connections
+            assert httpx.get(f"{base}/db", timeout=5).status_code == 200
+        created = httpx.post(f"{base}/users/", json={"username": "pooled", "email": "p@x.org"})
+        assert created.status_code == 200, created.text
+        assert httpx.get(f"{base}/users/{created.json()['id']}").json()["username"] == "pooled"
+    finally:
+        stop(server)

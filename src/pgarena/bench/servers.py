@@ -59,7 +59,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     # The "parent" of PR_SET_PDEATHSIG is the *thread* that forked: a server started from a
     # worker thread (asyncio.to_thread) is killed when that thread ends. Start servers from
     # a thread that lives as long as they should.
@@ -120,7 +120,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=environment,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         try:
             self._wait_healthy()

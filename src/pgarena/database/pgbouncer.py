@@ -14,7 +14,7 @@ newer can instead track them itself (`max_prepared_statements`), which `POOLER_N
 Clients are not authenticated (`auth_type = any`): PgBouncer listens on 127.0.0.1 only and
 logs in to PostgreSQL with the URL's own user and password. PgBouncer refuses to run as
 root; as root it is started as the owner of PostgreSQL's socket directory (the embedded
-server's system user), or `nobody` over TCP.
+server's system user), or `nobody` over TCP. It dies with the process that started it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -113,10 +115,18 @@ def _run_as(url: str) -> str | None:
     return "nobody"
 
 
-def _free_port() -> int:
-    from pgarena.bench.servers import free_port
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    with contextlib.suppress(Exception):
+        import ctypes
 
-    return free_port()
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -130,16 +140,24 @@ def pgbouncer(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Iterator[str]:
         config = Path(directory) / "pgbouncer.ini"
         config.write_text(_config(url, port, pool_size))
         config.chmod(0o600)
-        command = ["pgbouncer", "-q", str(config)]
+        ids: dict[str, int] = {}
         if user is not None:
             owner = pwd.getpwnam(user)
             os.chown(directory, owner.pw_uid, owner.pw_gid)
             os.chown(config, owner.pw_uid, owner.pw_gid)
-            command[1:1] = ["-u", user]
+            ids = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
         log = Path(directory) / "pgbouncer.log"
         with log.open("wb") as output:
+            # The user is switched before exec, not by `pgbouncer -u`: a process that changes
+            # its own user loses its parent-death signal, and PgBouncer must not outlive a
+            # pgarena that was killed.
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
+                ["pgbouncer", "-q", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                **ids,  # type: ignore[arg-type]
             )
         through = url_for(
             parse_database_url(url).set(host="127.0.0.1", port=port, query={}), "libpq"

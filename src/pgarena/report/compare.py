@@ -159,6 +159,11 @@ def setting_warnings(base: Run, new: Run) -> list[str]:
         _differences(
             "targets", {"target": base_meta.get("target")}, {"target": new_meta.get("target")}
         ),
+        _differences(  # pgarena's own generator or Locust (`pgarena locust`)
+            "load generators",
+            {"kind": (base_meta.get("generator") or {}).get("kind")},
+            {"kind": (new_meta.get("generator") or {}).get("kind")},
+        ),
         _differences("run plans", base.plan, new.plan, PLAN_FIELDS),
         _differences("package versions", base_meta.get("packages"), new_meta.get("packages")),
     ]

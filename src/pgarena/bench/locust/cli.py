@@ -88,13 +88,18 @@ def locust_command(
     require_locust()
     timeout_s = parse_seconds(timeout, "--timeout")
     if worker:
-        arguments = ["--master-host", master_host, "--master-port", str(master_port)]
-        arguments += ["--workloads", workloads or "", "--slow-ms", str(slow_ms)]
-        arguments += ["--timeout", f"{timeout_s:g}"]
-        if workload_file is not None:
-            arguments += ["--workload-file", str(workload_file)]
+        from pgarena.bench.locust.cluster import ClusterOptions
+
+        joining = ClusterOptions(
+            workloads=workloads or "",
+            workload_file=str(workload_file) if workload_file is not None else None,
+            slow_ms=slow_ms,
+            timeout_s=timeout_s,
+            master_host=master_host,
+            master_port=master_port,
+        )
         module = ["-m", "pgarena.bench.locust.worker"]
-        os.execv(sys.executable, [sys.executable, *module, *arguments])
+        os.execv(sys.executable, [sys.executable, *module, *joining.worker_arguments()])
     from rich.console import Console
 
     from pgarena.bench.display import output, print_summary
@@ -170,6 +175,7 @@ def locust_command(
         progress.print(f"[yellow]interrupted[/]: finished cells kept in {out_dir}")
         raise SystemExit(130) from None
     print_summary(writer.run, writer.path, output)
+    output.print(f"reports: pgarena report {writer.path}", soft_wrap=True, highlight=False)
     if writer.run.cells and len(writer.run.failed_cells) == len(writer.run.cells):
         typer.secho("error: every cell failed", fg=typer.colors.RED, err=True)
         raise SystemExit(1)

@@ -3,7 +3,8 @@
 The master is a subprocess driven through JSON lines (`master.py`); local workers are
 subprocesses too, and workers on other machines join the same master. Their output goes to
 log files in the run's directory. Closing the cluster quits the master, which tells every
-worker (remote ones too) to quit; stragglers are killed.
+worker (remote ones too) to quit; stragglers are killed, and a killed `pgarena locust` takes
+its local master and workers with it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from pgarena.bench.servers import die_with_parent
 
 STOP_TIMEOUT_S = 10.0
 
@@ -100,6 +103,7 @@ class LocustCluster:
                 stderr=log,
                 text=pipes,
                 start_new_session=True,  # a Ctrl-C reaches pgarena, which stops them
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
 
     def _expect(self, wanted: str) -> dict[str, Any]:
@@ -107,13 +111,20 @@ class LocustCluster:
         assert self.master.stdout is not None
         line = self.master.stdout.readline()
         if not line:
-            raise ClusterFailed(f"the Locust master exited: {self._last_log_line()}")
+            raise ClusterFailed(self._exited())
         message = json.loads(line)
         if message["event"] == "error":
             raise ClusterFailed(message["message"])
         if message["event"] != wanted:
             raise ClusterFailed(f"the Locust master said {message['event']!r}, not {wanted!r}")
         return message
+
+    def _exited(self) -> str:
+        try:
+            code = self.master.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        return f"the Locust master exited with code {code}: {self._last_log_line()}"
 
     def _last_log_line(self) -> str:
         with contextlib.suppress(OSError):
@@ -139,8 +150,11 @@ class LocustCluster:
         assert self.master.stdin is not None
         command = {"workload": workload, "host": host, "users": users}
         command |= {"warmup_s": warmup_s, "duration_s": duration_s}
-        self.master.stdin.write(json.dumps({"run": command}) + "\n")
-        self.master.stdin.flush()
+        try:
+            self.master.stdin.write(json.dumps({"run": command}) + "\n")
+            self.master.stdin.flush()
+        except OSError:  # the master is gone: every cell from now on fails with the reason
+            raise ClusterFailed(self._exited()) from None
         self._expect("measuring")
         on_phase("measuring")
         self._expect("measured")
