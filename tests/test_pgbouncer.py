@@ -134,3 +134,18 @@ def test_serve_through_pgbouncer_reads_and_writes(database_url: str) -> None:
         assert httpx.get(f"{base}/users/{created.json()['id']}").json()["username"] == "pooled"
     finally:
         stop(server)
+
+
+@needs_pgbouncer
+def test_the_statement_timeout_holds_through_pgbouncer(database_url: str) -> None:
+    # The stacks cannot send it at connect through the pooler; PgBouncer sets it on every
+    # server connection, so a statement that runs too long still fails and frees it.
+    import psycopg
+
+    from pgarena.database.pgbouncer import pgbouncer
+
+    with pgbouncer(database_url, statement_timeout_ms=300) as through:
+        with psycopg.connect(through, prepare_threshold=None, autocommit=True) as connection:
+            assert connection.execute("SHOW statement_timeout").fetchone() == ("300ms",)
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                connection.execute("SELECT pg_sleep(2)")

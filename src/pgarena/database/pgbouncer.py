@@ -36,6 +36,7 @@ import psycopg
 
 from pgarena.database.urls import parse_database_url, url_for
 from pgarena.errors import UserError
+from pgarena.settings import Settings
 
 POOLERS = ("pgbouncer",)
 START_TIMEOUT_S = 15.0
@@ -74,7 +75,7 @@ def check_pooler(name: str | None) -> None:
         raise UserError(MISSING)
 
 
-def _config(url: str, port: int, pool_size: int) -> str:
+def _config(url: str, port: int, pool_size: int, statement_timeout_ms: int) -> str:
     parsed = parse_database_url(url)
     host = parsed.query.get("host") or parsed.host or "localhost"
     if isinstance(host, tuple):
@@ -84,6 +85,10 @@ def _config(url: str, port: int, pool_size: int) -> str:
         target.append(f"user={parsed.username}")
     if parsed.password:
         target.append(f"password={parsed.password}")
+    if statement_timeout_ms:
+        # The stacks cannot send it at connect through the pooler (stacks/connect.py): every
+        # server connection PgBouncer opens gets it before any client uses it.
+        target.append(f"connect_query='SET statement_timeout = {statement_timeout_ms}'")
     return "\n".join(
         [
             "[databases]",
@@ -130,15 +135,20 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def pgbouncer(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Iterator[str]:
+def pgbouncer(
+    url: str, pool_size: int = DEFAULT_POOL_SIZE, statement_timeout_ms: int | None = None
+) -> Iterator[str]:
     """PgBouncer in front of the server of `url`, for the block; yields the libpq URL of
-    the same database through it."""
+    the same database through it. Its server connections get the service's statement
+    timeout (`Settings.statement_timeout_ms` unless given)."""
+    if statement_timeout_ms is None:
+        statement_timeout_ms = Settings().statement_timeout_ms
     check_pooler("pgbouncer")
     port = _free_port()
     user = _run_as(url)
     with tempfile.TemporaryDirectory(prefix="pgarena-pgbouncer-") as directory:
         config = Path(directory) / "pgbouncer.ini"
-        config.write_text(_config(url, port, pool_size))
+        config.write_text(_config(url, port, pool_size, statement_timeout_ms))
         config.chmod(0o600)
         ids: dict[str, int] = {}
         if user is not None:

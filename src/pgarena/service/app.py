@@ -89,7 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
         threads=settings.thread_count if stack.style == "sync" else None,
         queue_timeout=settings.queue_timeout,
         exempt=exempt,
-        cancel=lambda pids: app.state.control.cancel(pids),
+        # Behind a transaction pooler the pids a driver reports are the pooler's (limits.py).
+        cancel=None if settings.transaction_pooler else lambda pids: app.state.control.cancel(pids),
     )
     app.add_middleware(MetricsMiddleware)
     return app

@@ -199,7 +199,7 @@ class RequestLimits:
         threads: int | None,
         queue_timeout: float,
         exempt: Iterable[str],
-        cancel: Callable[[list[int]], Awaitable[None]],
+        cancel: Callable[[list[int]], Awaitable[None]] | None,
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
@@ -207,7 +207,10 @@ class RequestLimits:
         self.slots = anyio.Semaphore(threads) if threads else None  # None: async stack
         self.queue_timeout = queue_timeout
         self.exempt = frozenset(exempt)
-        self.cancel = cancel  # pg_cancel_backend for each pid
+        # pg_cancel_backend for each pid; None behind a transaction pooler, whose clients see
+        # PgBouncer's own made-up process ids, not PostgreSQL's: the statement timeout and
+        # the task's cancellation are what stop the work there.
+        self.cancel = cancel
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -230,7 +233,11 @@ class RequestLimits:
                 if not exchange.finished.is_set():
                     log.warning("deadline passed on %s", scope["path"])
                     await exchange.answer(503, "Request took too long")
-                elif exchange.client_gone and (backends := exchange.held_backends()):
+                elif (
+                    exchange.client_gone
+                    and self.cancel is not None
+                    and (backends := exchange.held_backends())
+                ):
                     await self.cancel(backends)
                 # Cancel what is left: the app (async stacks stop at their next await; a
                 # thread finishes first, holding the task group open but not the answer).

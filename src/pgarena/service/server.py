@@ -142,7 +142,9 @@ def serve(settings: Settings, server: str = "uvicorn", pooler: str | None = None
         return
     from pgarena.database.pgbouncer import pgbouncer
 
-    with pgbouncer(settings.database_url) as url:
+    with pgbouncer(
+        settings.database_url, statement_timeout_ms=settings.statement_timeout_ms
+    ) as url:
         console.print(f"PgBouncer (transaction mode) at {redact(url)}")
         _serve(
             settings.model_copy(update={"database_url": url, "transaction_pooler": True}), server

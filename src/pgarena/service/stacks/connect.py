@@ -9,6 +9,11 @@
   opening a connection gives up instead of waiting for the kernel's TCP timeout. libpq
   counts whole seconds and takes no less than 2.
 
+Behind a transaction pooler (`Settings.transaction_pooler`) nothing goes in the startup
+packet: PgBouncer refuses a startup parameter it does not know (asyncpg's
+`server_settings`) and drops libpq's `options`. The pooler sets the timeout on each server
+connection it opens instead (`database/pgbouncer.py`, `connect_query`).
+
 A frozen server does not enforce its own statement timeout; the request deadline, which the
 service keeps on its side, covers that case (`service/limits.py`).
 """
@@ -29,7 +34,7 @@ def connect_timeout_s(settings: Settings) -> int:
 def libpq_options(settings: Settings) -> dict[str, Any]:
     """Connection keywords for psycopg2 and psycopg 3 (libpq underneath)."""
     options: dict[str, Any] = {"connect_timeout": connect_timeout_s(settings)}
-    if settings.statement_timeout_ms:
+    if settings.statement_timeout_ms and not settings.transaction_pooler:
         options["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     return options
 
@@ -37,6 +42,6 @@ def libpq_options(settings: Settings) -> dict[str, Any]:
 def asyncpg_options(settings: Settings) -> dict[str, Any]:
     """Connection keywords for asyncpg (`connect`, `create_pool`)."""
     options: dict[str, Any] = {"timeout": connect_timeout_s(settings)}
-    if settings.statement_timeout_ms:
+    if settings.statement_timeout_ms and not settings.transaction_pooler:
         options["server_settings"] = {"statement_timeout": str(settings.statement_timeout_ms)}
     return options

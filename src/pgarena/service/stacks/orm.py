@@ -39,7 +39,7 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
         # psycopg 3 batch executemany by themselves.
         options["executemany_mode"] = "values_plus_batch"
     if settings.transaction_pooler:
-        options["connect_args"] = pooler_connect_args(url)
+        options["connect_args"] |= pooler_connect_args(url)
     return options
 
 
