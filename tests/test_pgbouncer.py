@@ -144,8 +144,10 @@ def test_the_statement_timeout_holds_through_pgbouncer(database_url: str) -> Non
 
     from pgarena.database.pgbouncer import pgbouncer
 
-    with pgbouncer(database_url, statement_timeout_ms=300) as through:
-        with psycopg.connect(through, prepare_threshold=None, autocommit=True) as connection:
-            assert connection.execute("SHOW statement_timeout").fetchone() == ("300ms",)
-            with pytest.raises(psycopg.errors.QueryCanceled):
-                connection.execute("SELECT pg_sleep(2)")
+    with (
+        pgbouncer(database_url, statement_timeout_ms=300) as through,
+        psycopg.connect(through, prepare_threshold=None, autocommit=True) as connection,
+    ):
+        assert connection.execute("SHOW statement_timeout").fetchone() == ("300ms",)
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            connection.execute("SELECT pg_sleep(2)")
