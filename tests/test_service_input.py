@@ -1,6 +1,6 @@
-"""Bad input on every stack: what PostgreSQL cannot store, bodies too large to parse, prices
-and integers in forms the schema does not allow, and an OpenAPI document that lists every
-status a route can answer."""
+"""Bad input: what PostgreSQL cannot store and bodies too large to parse, on every stack;
+prices and integers in forms the schema does not allow, 405s and an OpenAPI document that
+lists every status a route can answer, on one (validation and routing are shared)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def test_bad_characters_in_an_email_are_422(client: TestClient, email: str) -> N
     assert response.json()["detail"][0]["loc"] == ["body", "email"]
 
 
+@pytest.mark.parametrize("client", ["async"], indirect=True)  # validation: no driver involved
 def test_prices_outside_the_schema_are_422_and_negative_zero_is_zero(client: TestClient) -> None:
     for price in ['"-0.00"', '""', '"1e2"', '" 5"', '"+1"', "-0.01", "0.001"]:
         response = client.post("/products/", content=product(price=price), headers=JSON)
@@ -86,6 +87,7 @@ def test_prices_outside_the_schema_are_422_and_negative_zero_is_zero(client: Tes
     assert zero.json()["price"] == "0.00"
 
 
+@pytest.mark.parametrize("client", ["async"], indirect=True)  # validation: no driver involved
 def test_body_integers_must_be_json_integers(client: TestClient) -> None:
     as_text = client.post("/orders/", json={"user_id": "1", "product_id": 1, "quantity": 1})
     assert as_text.status_code == 422
@@ -107,6 +109,7 @@ def test_a_body_over_1_mib_is_413_before_it_is_parsed(client: TestClient) -> Non
     assert all(p["sku"] == "ZERO" for p in stored)  # none of the large bodies went in
 
 
+@pytest.mark.parametrize("client", ["async"], indirect=True)  # validation: no driver involved
 def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -> None:
     response = client.patch("/users/1", json={})
     assert response.status_code == 405
@@ -114,6 +117,7 @@ def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -
     assert client.request("OPTIONS", "/users/").headers["allow"] == "GET, POST"
 
 
+@pytest.mark.parametrize("client", ["async"], indirect=True)  # validation: no driver involved
 def test_openapi_lists_every_status_a_route_answers(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths["/users/{user_id}"]["put"]["responses"]) == {
