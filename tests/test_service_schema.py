@@ -30,7 +30,7 @@ def test_schemathesis_finds_no_failure(stack: str, database_url: str, tmp_path: 
     with running_server(database_url, "--stack", stack) as base_url:
         result = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
-             f"{base_url}/openapi.json", "--checks", "all", "--max-examples", "25",
+             f"{base_url}/openapi.json", "--checks", "all", "--max-examples", "10",
              "--generation-deterministic", "--no-color"],
             capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
         )  # fmt: skip
