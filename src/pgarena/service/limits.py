@@ -112,6 +112,8 @@ class Exchange:
         self.response_complete = False
         self.answered = False  # we answered for the app: drop whatever it sends
         self.error: BaseException | None = None
+        self.too_late = False  # nobody waits for the app's answer any more: stop it
+        self.watching = anyio.CancelScope()
         self.lock = threading.Lock()
         self.backends: set[int] = set()  # server pids of the connections the request holds
 
@@ -142,17 +144,23 @@ class Exchange:
 
     async def watch_client(self) -> None:
         """Read the body as it arrives (counting it), then wait for the client to leave."""
+        with self.watching:
+            await self._watch_client()
+
+    async def _watch_client(self) -> None:
         size = 0
         while True:
             message = await self._receive()
             if message["type"] != "http.request":  # http.disconnect
                 self.client_gone = not self.response_complete
+                self.too_late = self.client_gone
                 self.body_in.close()
                 self.finished.set()
                 return
             size += len(message.get("body", b""))
             if size > self.max_body:
                 await self.answer(413, "Request body too large")
+                self.too_late = True
                 self.finished.set()
                 return
             await self.body_in.send(message)
@@ -233,15 +241,21 @@ class RequestLimits:
                 if not exchange.finished.is_set():
                     log.warning("deadline passed on %s", scope["path"])
                     await exchange.answer(503, "Request took too long")
+                    exchange.too_late = True
                 elif (
                     exchange.client_gone
                     and self.cancel is not None
                     and (backends := exchange.held_backends())
                 ):
                     await self.cancel(backends)
-                # Cancel what is left: the app (async stacks stop at their next await; a
-                # thread finishes first, holding the task group open but not the answer).
-                tasks.cancel_scope.cancel()
+                if exchange.too_late:
+                    # Stop the app: async stacks at their next await; a thread finishes
+                    # first, holding the task group open but not the answer.
+                    tasks.cancel_scope.cancel()
+                else:
+                    # The app answered: let it finish what runs after the response (the
+                    # dependencies' teardown gives connections back), stop only the watch.
+                    exchange.watching.cancel()
         finally:
             _current.reset(token)
         if exchange.error is not None:
