@@ -81,14 +81,12 @@ class ServerConfig:
         )
 
     def label(self) -> str:
-        """'' for serve's defaults, else the pool and what differs: 'pool100,overflow0,threads1'
-        (threads only when not the pool's maximum, serve's default)."""
-        default = ServerConfig.of(Experiment("standard", 1))
-        if self == default:
+        """'' for serve's defaults, else the pool spelled out: 'pool100,overflow0,threads1'
+        (threads only when not the pool's maximum, serve's default). Pool and overflow are
+        always named, so a kept run's workload names survive a change of serve's defaults."""
+        if self == ServerConfig.of(Experiment("standard", 1)):
             return ""
-        parts = [f"pool{self.pool_size}"]
-        if self.max_overflow != default.max_overflow:
-            parts.append(f"overflow{self.max_overflow}")
+        parts = [f"pool{self.pool_size}", f"overflow{self.max_overflow}"]
         if self.threads != self.pool_size + self.max_overflow:  # serve's default
             parts.append(f"threads{self.threads}")
         return ",".join(parts)
