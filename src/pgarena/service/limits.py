@@ -59,6 +59,9 @@ from pydantic_core import to_json
 from pgarena.service.errors import RETRY_AFTER_S
 
 log = logging.getLogger("pgarena.service")
+# How long a request whose client left gets to unwind by itself once its statements are
+# cancelled in PostgreSQL, before its task is cancelled.
+CANCEL_GRACE_S = 1.0
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -107,6 +110,7 @@ class Exchange:
         self.body_out: ObjectReceiveStream[Message]
         self.body_in, self.body_out = anyio.create_memory_object_stream[Message](math.inf)
         self.finished = anyio.Event()  # the app returned, or we answered, or the client left
+        self.app_done = anyio.Event()  # the app returned
         self.client_gone = False
         self.response_started = False
         self.response_complete = False
@@ -248,6 +252,14 @@ class RequestLimits:
                     and (backends := exchange.held_backends())
                 ):
                     await self.cancel(backends)
+                    # Its statements now fail with 57014 within milliseconds: let the app
+                    # unwind by itself, so its connections go back to the pool clean.
+                    # Cancelling its task mid-statement instead makes the driver cancel or
+                    # close the connection itself (asyncpg: a new connection per cancel
+                    # request, then a reconnect), which after a storm of departures kept a
+                    # fresh request waiting for a connection for most of a second.
+                    with anyio.move_on_after(CANCEL_GRACE_S):
+                        await exchange.app_done.wait()
                 if exchange.too_late:
                     # Stop the app: async stacks at their next await; a thread finishes
                     # first, holding the task group open but not the answer.
@@ -280,4 +292,5 @@ class RequestLimits:
         except Exception as error:
             exchange.error = error
         finally:
+            exchange.app_done.set()
             exchange.finished.set()
