@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import start_pgarena
 
 from pgarena.bench.database import PreparedDatabase
 from pgarena.bench.plan import Plan
@@ -68,3 +70,15 @@ def test_profile_records_one_flame_graph_per_stack_linked_from_the_report(
     write_reports(tmp_path / "results.json", ("html",), tmp_path)
     html = (tmp_path / "report.html").read_text()
     assert all(f'href="{path}"' in html for path in profiled.values())
+
+
+def test_profile_with_a_target_is_a_one_line_usage_error() -> None:
+    # --profile samples the servers pgarena starts; a --target is someone else's process.
+    run = start_pgarena(
+        "run", "--target", "http://127.0.0.1:9", "-w", "json", "--profile",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2
+    assert "--profile" in stderr and "--target" in stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
