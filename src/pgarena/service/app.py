@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
             # loop for tens to hundreds of milliseconds: the async ORM's p99 (issue 15).
             gc.freeze()
             yield
+        gc.unfreeze()  # an app stopped in a longer-lived process (tests) can be collected
         mark_worker_stopped()
 
     app = FastAPI(
