@@ -268,7 +268,7 @@ def test_run_on_another_asgi_server_records_it_and_its_resolved_settings(
 
     results = load_results(tmp_path / "results.json")
     assert results["metadata"]["server"] == {
-        "pool_size": 3, "max_overflow": 10, "threads": 13, "workers": 1, "server": "granian"
+        "pool_size": 3, "max_overflow": 0, "threads": 3, "workers": 1, "server": "granian"
     }  # fmt: skip
     [cell] = results["cells"]
     assert cell["status"] == "ok" and cell["ok"] > 0

@@ -23,7 +23,7 @@ from pgarena.service.server import SERVERS
 from pgarena.service.stacks import STACKS
 
 WORKERS = 2
-MAX_CONNECTIONS = 20  # pool 10 + overflow 10 per worker, the defaults
+MAX_CONNECTIONS = 20  # pool 20, no overflow, per worker: the defaults
 STARTUP_TIMEOUT_S = 60.0
 
 # One stack per server in the quick run; every other pair only in the slow run.
@@ -165,7 +165,7 @@ def test_two_workers_count_every_request_once_and_stop_on_sigterm(
     # The banner printed the defaults it runs with.
     banner = output.decode()
     assert f"{WORKERS} worker(s)" in banner
-    assert "pool 10 + 10 overflow per worker" in banner
+    assert "pool 20 + 0 overflow per worker" in banner
     assert "Traceback" not in banner
 
 

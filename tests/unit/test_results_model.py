@@ -14,7 +14,14 @@ from pgarena.errors import UserError
 from pgarena.report.build import write_reports
 from pgarena.report.compare import compare_results, parse_metrics, parse_threshold
 from pgarena.results.file import SCHEMA_VERSION, ResultWriter, load_results, load_run, validate
-from pgarena.results.model import Cell, CellKey, Run, SeriesPoint, group_cells
+from pgarena.results.model import (
+    RESOURCE_FIELDS,
+    Cell,
+    CellKey,
+    Run,
+    SeriesPoint,
+    group_cells,
+)
 from pgarena.results.summary import finish_cell, summarize_run
 
 GOLDEN = Path(__file__).parent / "data" / "results-v1.json"
@@ -188,24 +195,31 @@ def test_correlated_batches_are_flagged_only_where_they_set_the_interval() -> No
 def test_files_without_new_connections_load_and_churn_is_flagged(golden: Run) -> None:
     # Files written before connections were counted (the golden one) load with None.
     assert all(cell.new_connections_per_s is None for cell in golden.cells)
+    assert all(cell.reopened_connections_per_s is None for cell in golden.cells)
     assert all(summary.new_connections_per_s is None for summary in golden.summaries)
     assert not any(w.kind == "connection-churn" for s in golden.summaries for w in s.warnings)
     rates = [1000.0 + (i % 3 - 1) * 30 for i in range(40)]
 
-    def cell(repeat: int, new_connections_per_s: float) -> Cell:
+    def cell(repeat: int, new: int, growth: int) -> Cell:
         measured = Cell(
             CellKey("async", "db", 50), repeat, "ok", None, "2026-01-01T00:00:00Z",
-            series=_series(rates), new_connections_per_s=new_connections_per_s,
+            duration_s=4.0, series=_series(rates), new_connections_per_s=new / 4.0,
+            resources={
+                **dict.fromkeys(RESOURCE_FIELDS), "new_connections": new,
+                "db_connections_growth": growth,
+            },
         )  # fmt: skip
         return finish_cell(measured, 0.1)
 
-    [churning] = summarize_run([cell(0, 14.0), cell(1, 20.0)])
+    # 56 and 80 connections opened in 4 s by a pool that stayed the same size: churn.
+    [churning] = summarize_run([cell(0, 56, 0), cell(1, 80, 0)])
     assert churning.new_connections_per_s == pytest.approx(17.0)
     [warning] = [w for w in churning.warnings if w.kind == "connection-churn"]
-    assert "17.0 new PostgreSQL connections/s" in warning.message
-    [steady] = summarize_run([cell(0, 0.0), cell(1, 0.0)])
-    assert steady.new_connections_per_s == 0.0
-    assert not any(w.kind == "connection-churn" for w in steady.warnings)
-    churning_cell = cell(0, 14.0).to_dict()
+    assert "17.0 PostgreSQL connections/s closed and reopened" in warning.message
+    # A pool that opened its last 6 connections after the warmup grew; it did not churn.
+    [growing] = summarize_run([cell(0, 6, 6), cell(1, 0, 0)])
+    assert growing.new_connections_per_s == pytest.approx(0.75)
+    assert not any(w.kind == "connection-churn" for w in growing.warnings)
+    churning_cell = cell(0, 56, 0).to_dict()
     assert Cell.from_dict(churning_cell).new_connections_per_s == 14.0
     validate({**golden.to_dict(), "cells": [churning_cell], "summary": [churning.to_dict()]})

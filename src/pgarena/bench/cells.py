@@ -106,6 +106,7 @@ def measured_cell(
             "statements": statements,
             "statements_source": usage.statements_source,
             "new_connections": usage.new_connections,
+            "db_connections_growth": usage.db_connections_growth,
         },
         requests_per_server_cpu_s=result.ok / server_cpu if server_cpu else None,
         cpu_share=cpu_shares(usage, result.generator_cpu_s),

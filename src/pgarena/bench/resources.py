@@ -84,7 +84,9 @@ class WindowUsage:
     (`pg_stat_database.transactions`: commits + rollbacks, which PostgreSQL publishes up
     to a second late, so the count is approximate at the window's edges).
     `new_connections` counts the connections opened to that database in the window
-    (`pg_stat_database.sessions`; None before PostgreSQL 14 or without a database).
+    (`pg_stat_database.sessions`; None before PostgreSQL 14 or without a database), and
+    `db_connections_growth` how many more the server held at the last sample than at the
+    first: a pool still growing to its size opens connections without churning.
     `generator_cpu_s` and `other_cpu_s` are None until `with_generator_cpu` fills them in.
     """
 
@@ -101,6 +103,7 @@ class WindowUsage:
     statements: int | None = None
     statements_source: StatementsSource | None = None
     new_connections: int | None = None
+    db_connections_growth: int | None = None
     generator_cpu_s: float | None = None
     other_cpu_s: float | None = None
 
@@ -291,6 +294,9 @@ class ResourceMonitor:
             statements=statements,
             statements_source=self._statements.source if statements is not None else None,
             new_connections=new_connections,
+            db_connections_growth=self._connections[-1] - self._connections[0]
+            if self._connections
+            else None,
         )
 
     def _read(self, previous: _Reading | None) -> _Reading:

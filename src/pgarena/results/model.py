@@ -35,6 +35,7 @@ RESOURCE_FIELDS = (
     "statements",
     "statements_source",
     "new_connections",
+    "db_connections_growth",
 )
 # The parts of the machine's CPU a cell accounts for, in the order charts stack them.
 CPU_PARTS = ("server", "postgres", "generator", "other")
@@ -214,6 +215,16 @@ class Cell(Keyed):
     def measured(self) -> bool:
         """True when the cell finished and its figures count."""
         return self.status == "ok"
+
+    @property
+    def reopened_connections_per_s(self) -> float | None:
+        """Connections opened in the window beyond the pool's growth, per second: ones the
+        pool closed and opened again (churn). None when not measured."""
+        new = self.resources.get("new_connections")
+        if new is None or not self.duration_s:
+            return None
+        growth = max(0, self.resources.get("db_connections_growth") or 0)
+        return max(0, new - growth) / self.duration_s
 
     @property
     def error_count(self) -> int:

@@ -161,7 +161,7 @@ def summarize_key(key: CellKey, members: Sequence[Cell], pooled: Pooled | None =
         else None,
         warmup=next((s.warmup for s in steadies if s.warmup.steady is False), None),
         other_cpu_share=summary.cpu_share.get("other"),
-        new_connections_per_s=summary.new_connections_per_s,
+        reopened_connections_per_s=_mean(c.reopened_connections_per_s for c in measured),
     )
     return replace(summary, warnings=tuple(warnings))
 

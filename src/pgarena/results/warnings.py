@@ -70,7 +70,7 @@ def stability_warnings(
     series: BatchMeans | None = None,
     warmup: Warmup | None = None,
     other_cpu_share: float | None = None,
-    new_connections_per_s: float | None = None,
+    reopened_connections_per_s: float | None = None,
 ) -> list[CellWarning]:
     """The warnings one cell deserves, each from one rule, in order of gravity.
 
@@ -83,8 +83,9 @@ def stability_warnings(
     - "single-repeat": one repeat only: its interval covers the seconds of one server, not
       the variation between fresh servers;
     - "busy-machine": other processes used more than BUSY_MACHINE_SHARE of the CPU;
-    - "connection-churn": the server opened more than CHURN_CONNECTIONS_PER_S new
-      PostgreSQL connections a second after warmup.
+    - "connection-churn": the server closed and reopened more than CHURN_CONNECTIONS_PER_S
+      PostgreSQL connections a second after warmup (new connections beyond its pool's
+      growth: a pool still filling up after a short warmup is not churning).
 
     `label` (for example "rps") prefixes the figure-specific messages.
     """
@@ -121,10 +122,11 @@ def stability_warnings(
     if other_cpu_share is not None and other_cpu_share > BUSY_MACHINE_SHARE:
         message = f"busy machine: other processes used {other_cpu_share:.0%} of the CPU"
         warnings.append(CellWarning("busy-machine", message))
-    if new_connections_per_s is not None and new_connections_per_s > CHURN_CONNECTIONS_PER_S:
+    churn = reopened_connections_per_s
+    if churn is not None and churn > CHURN_CONNECTIONS_PER_S:
         message = (
-            f"connection churn: {new_connections_per_s:.1f} new PostgreSQL connections/s"
-            " after warmup (the pool closes and reopens connections)"
+            f"connection churn: {churn:.1f} PostgreSQL connections/s closed and reopened"
+            " after warmup (the pool does not keep its connections)"
         )
         warnings.append(CellWarning("connection-churn", message))
     return warnings

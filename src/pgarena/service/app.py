@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
                 yield
             finally:
                 await app.state.control.close()
+        gc.unfreeze()  # an app stopped in a longer-lived process (tests) can be collected
         mark_worker_stopped()
 
     app = FastAPI(

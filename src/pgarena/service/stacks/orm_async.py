@@ -8,14 +8,9 @@ Every operation is one transaction (`@unit_of_work`) that returns its connection
 before the endpoint returns, as in `orm_sync.py`, where that is what avoids a deadlock; here it
 keeps connections busy no longer than the work needs.
 
-Operations take their turn for a connection in arrival order (`OrmDatabase.turn`). SQLAlchemy's
-asyncio pool hands a returned connection to whoever asks first: a request arriving in the
-same event-loop iteration takes it (the pool tries `get_nowait` first) before the waiter that
-`asyncio.Queue` woke for it can run, and that waiter then queues again at the back. Under
-more clients than connections some requests lose that race again and again: p99 on /db at
-50 clients was 4-5x the median, against 2x on the sync stacks, whose thread pool (as many
-threads as connections, anyio's FIFO limiter) admits requests in order. A FIFO semaphore
-as large as the pool does the same here: the pool itself then never has to wait.
+Operations take their turn for a connection in arrival order (`turns.py`), as in
+`raw_asyncpg.py`: SQLAlchemy's asyncio pool lets a newcomer overtake the waiter it woke
+(it even tries `get_nowait` first), which made the tail 4-5x the median under load.
 """
 
 from __future__ import annotations
@@ -48,6 +43,7 @@ from pgarena.service.schemas import (
 )
 from pgarena.service.stacks import orm
 from pgarena.service.stacks.orm import Row
+from pgarena.service.stacks.turns import Turns
 from pgarena.settings import Settings
 
 # What the driver raises on a database fault; `errors.is_unavailable` tells faults (503) from
@@ -63,14 +59,14 @@ def unit_of_work(operation: Operation) -> Operation:
 
     @functools.wraps(operation)
     async def run(store: OrmStore, *args: Any) -> Any:
-        await store.database.turn()
+        await store.database.turns.take()
         try:
             async with store.session.begin():
                 return await operation(store, *args)
         except IntegrityError as error:
             raise_for_constraint(error)
         finally:
-            store.database.turns.release()
+            store.database.turns.give_back()
 
     return run  # type: ignore[return-value]
 
@@ -222,21 +218,7 @@ class OrmStore:
 class OrmDatabase:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self.sessions = sessions
-        # asyncio.Semaphore is FIFO: while anyone waits, a newcomer waits behind them.
-        self.turns = asyncio.Semaphore(settings.max_connections)
-        self.timeout = settings.pool_timeout
-
-    async def turn(self) -> None:
-        """Wait, in arrival order, until a connection is free for this caller (then release
-        `turns`); as long as the pool's timeout at most (PoolTimeout: 503)."""
-        if not self.turns.locked():
-            await self.turns.acquire()  # returns at once: no timer to set up
-            return
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self.turns.acquire()
-        except TimeoutError:
-            raise PoolTimeout(f"no connection free within {self.timeout:g} s") from None
+        self.turns = Turns(settings.max_connections, settings.pool_timeout, PoolTimeout)
 
     def store(self) -> OrmStore:
         """One request's store. Its session needs no closing: each operation's transaction
@@ -245,12 +227,12 @@ class OrmDatabase:
         return OrmStore(self.sessions(), self)
 
     async def scalar(self, statement: Executable) -> Any:
-        await self.turn()
+        await self.turns.take()
         try:
             async with self.sessions() as session:
                 return await session.scalar(statement)
         finally:
-            self.turns.release()
+            self.turns.give_back()
 
     async def ping(self) -> None:
         await self.scalar(text("SELECT 1"))

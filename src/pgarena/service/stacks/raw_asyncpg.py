@@ -4,6 +4,10 @@ Read it side by side with `raw_psycopg.py`: the statements (in `raw.py`) and the
 are the same, only the driver and the execution model differ. asyncpg prepares every
 statement on first use and keeps it in its per-connection cache, so each request runs
 prepared statements.
+
+One difference in pool policy comes from the execution model: asyncpg's pool lets a
+newcomer overtake a waiting request, so this stack, like `orm_async.py`, hands connections
+out in arrival order itself (`turns.py`); psycopg's pool queues its waiters in order.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pgarena.service.schemas import (
     WorldPublic,
 )
 from pgarena.service.stacks import connect, raw
+from pgarena.service.stacks.turns import Turns
 from pgarena.settings import Settings
 
 Connection = PoolConnectionProxy  # what the pool hands out
@@ -220,20 +225,31 @@ class RawStore:
 class RawDatabase:
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self.pool = pool
-        self.timeout = settings.pool_timeout
+        # Connections in arrival order (see `turns.py`); a turn always finds one free, so
+        # `acquire` needs no timeout of its own. A wait past the pool timeout is a
+        # TimeoutError, an OSError: 503, as the pool's own timeout was.
+        self.turns = Turns(settings.max_connections, settings.pool_timeout, TimeoutError)
 
     def store(self) -> RawStore:
         """One request's store: it takes a connection per operation, on first use."""
         return RawStore(self)
 
     async def acquire(self) -> Connection:
-        connection = await self.pool.acquire(timeout=self.timeout)
+        await self.turns.take()
+        try:
+            connection = await self.pool.acquire()
+        except BaseException:
+            self.turns.give_back()
+            raise
         POOL_IN_USE.inc()
         return connection
 
     async def release(self, connection: Connection) -> None:
         POOL_IN_USE.dec()
-        await self.pool.release(connection)
+        try:
+            await self.pool.release(connection)
+        finally:
+            self.turns.give_back()
 
     async def fetchval(self, statement: str) -> Any:
         connection = await self.acquire()
