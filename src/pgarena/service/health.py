@@ -34,6 +34,7 @@ class ControlConnection:
         self._connection: psycopg.AsyncConnection | None = None
         self._ping: asyncio.Task[bool] | None = None
         self._cancels: set[asyncio.Task[None]] = set()  # referenced until done
+        self._connecting = asyncio.Lock()  # one new connection at a time, however many wait
 
     async def check(self) -> bool:
         """Whether PostgreSQL answered `SELECT 1` within the timeout."""
@@ -56,34 +57,47 @@ class ControlConnection:
         await asyncio.wait({task}, timeout=self.timeout)
 
     async def _connect(self) -> psycopg.AsyncConnection:
-        if self._connection is None or self._connection.closed:
-            self._connection = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(2, math.ceil(self.timeout))
-            )
-        return self._connection
+        async with self._connecting:
+            if self._connection is None or self._connection.closed:
+                self._connection = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=max(2, math.ceil(self.timeout))
+                )
+            return self._connection
+
+    async def _execute(self, query: str, params: list[object] | None = None) -> None:
+        """Run `query` on the control connection. A connection broken by a restart fails
+        once; a fresh one says how things are now (and cancels what runs now)."""
+        for attempt in range(2):
+            connection = await self._connect()
+            try:
+                await connection.execute(query, params)
+                return
+            except (psycopg.Error, OSError):
+                await self._discard(connection)
+                if attempt:
+                    raise
 
     async def _ping_once(self) -> bool:
-        # A connection broken by a restart fails once; a fresh one says how things are now.
-        for _ in range(2):
-            try:
-                await (await self._connect()).execute("SELECT 1")
-                return True
-            except (psycopg.Error, OSError) as error:
-                log.warning("health check failed: %s", type(error).__name__)
-                await self._discard()
-        return False
+        try:
+            await self._execute("SELECT 1")
+            return True
+        except (psycopg.Error, OSError) as error:
+            log.warning("health check failed: %s", type(error).__name__)
+            return False
 
     async def _cancel_once(self, pids: list[int]) -> None:
         try:
-            connection = await self._connect()
-            await connection.execute(
+            await self._execute(
                 "SELECT pg_cancel_backend(pid) FROM unnest(%s::int[]) AS pid", [pids]
             )
         except (psycopg.Error, OSError) as error:  # the statement timeout ends them instead
             log.warning("could not cancel abandoned statements: %s", type(error).__name__)
-            await self._discard()
 
-    async def _discard(self) -> None:
+    async def _discard(self, broken: psycopg.AsyncConnection | None = None) -> None:
+        """Close the connection (only if it is still `broken`'s: requests that failed together
+        must not close the fresh one the first of them opened)."""
+        if broken is not None and self._connection is not broken:
+            return
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(psycopg.Error, OSError):
