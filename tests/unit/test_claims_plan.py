@@ -17,6 +17,7 @@ from pgarena.claims.plan import (
 )
 from pgarena.errors import UserError
 from pgarena.results.model import CellKey
+from pgarena.settings import Settings
 
 CLAIMS = load_catalogue()
 
@@ -102,3 +103,14 @@ def test_quick_measures_for_a_time_instead_of_seed_004s_request_counts() -> None
     [full] = experiment_points((claim,), quick=False)
     [quick] = experiment_points((claim,), quick=True)
     assert (full.requests, quick.requests) == (100000, None)
+
+
+def test_claim_servers_run_without_the_failure_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "100 concurrent on one thread: 5000 ms" is a claim about an unbounded queue; a 2 s
+    # queue timeout would shed the request with a 503 and measure the bound instead.
+    [group] = planned(select(CLAIMS, "seed001-table-100-sync"), quick=True)
+    for name, value in group.config.options().environment:
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.request_deadline == 0 and settings.statement_timeout_ms == 0
+    assert settings.queue_timeout >= 3600 and settings.pool_timeout >= 30

@@ -36,6 +36,8 @@ class ServerOptions:
     max_overflow: int | None = None
     server: str | None = None  # uvicorn | gunicorn | granian
     transaction_pooler: bool = False  # the database URL is a pooler's in transaction mode
+    # Further settings of serve, as its environment: (("PGARENA_REQUEST_DEADLINE", "0"),).
+    environment: tuple[tuple[str, str], ...] = ()
 
     def arguments(self) -> list[str]:
         """The options as `pgarena serve` arguments."""
@@ -109,6 +111,7 @@ class ServerProcess:
         environment = {**os.environ, "DATABASE_URL": database_url}
         if options.transaction_pooler:
             environment["PGARENA_TRANSACTION_POOLER"] = "true"
+        environment.update(options.environment)
         environment.pop("PGARENA_DATABASE_URL", None)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
