@@ -291,6 +291,7 @@ async def schemathesis(target: Target, out_dir: Path) -> FaultResult:
             [command, "--config-file", str(config), "run", f"{target.base_url}/openapi.json",
              "--checks", "all", "--max-examples", examples],
             stdout=output, stderr=subprocess.STDOUT, timeout=600, check=False,
+            cwd=out_dir,  # its .schemathesis/ cache goes with the results, not where we stand
         )  # fmt: skip
     result.longest_s = time.monotonic() - started
     result.notes.append(f"{examples} examples per operation; output in {log.name}")
