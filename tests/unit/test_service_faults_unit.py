@@ -35,6 +35,10 @@ from pgarena.service.limits import RequestLimits
         pg.AdminShutdown("terminating connection"),
         pg.QueryCanceled("canceling statement due to statement timeout"),
         psycopg.OperationalError("server closed the connection unexpectedly"),
+        # A frozen server: psycopg 3 gives up connecting after `connect_timeout`, through
+        # SQLAlchemy on the async-psycopg3 stack (a 500 in pgarena chaos until it was seen).
+        pg.ConnectionTimeout("connection timeout expired"),
+        sqlalchemy.exc.OperationalError("SELECT 1", {}, pg.ConnectionTimeout("expired")),
         psycopg2.OperationalError("server closed the connection unexpectedly"),
         PoolTimeout("couldn't get a connection after 2.00 sec"),
         sqlalchemy.exc.TimeoutError("QueuePool limit of size 2 overflow 0 reached"),
@@ -78,6 +82,11 @@ def limited_app(**limits: object) -> tuple[FastAPI, threading.Event]:
     def stuck() -> dict[str, str]:
         release.wait(10)  # a statement that hangs (a frozen database), released by the test
         return {"status": "finally"}
+
+    @app.get("/fails-late")
+    def fails_late() -> None:
+        release.wait(10)
+        raise RuntimeError("the driver gave up after the deadline")  # as a connect timeout does
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -146,6 +155,24 @@ def test_the_deadline_answers_503_while_the_endpoint_hangs() -> None:
     assert (status, body) == (503, b'{"detail":"Request took too long"}')
     assert headers["retry-after"] == "1"
     assert took < 1.5  # the 0.3 s deadline, not the endpoint's 10 s
+
+
+def test_an_error_after_the_deadline_answered_does_not_reach_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client has its 503; the app failing later is logged, not raised to the server
+    (which would log it as an unanswered request and drop the client's connection)."""
+    app, release = limited_app()
+
+    async def scenario() -> tuple[int, dict[str, str], bytes, float]:
+        async with anyio.create_task_group() as tasks:  # the app's error would surface here
+            result = await answer(app, "/fails-late", tasks)
+            release.set()
+        return result
+
+    status, _, body, _ = anyio.run(scenario)
+    assert (status, body) == (503, b'{"detail":"Request took too long"}')
+    assert "error after the request was answered" in caplog.text
 
 
 def test_past_the_threads_requests_are_shed_and_exempt_routes_still_answer() -> None:

@@ -90,7 +90,8 @@ RETRY_AFTER_S = 1
 #   any         OSError (ConnectionRefusedError, TimeoutError)   socket refused, reset, timed out
 #   SQLAlchemy  TimeoutError                                     pool wait over `pool_timeout`
 #   SQLAlchemy  DBAPIError with connection_invalidated           the dialect saw a disconnect
-#   psycopg(2)  OperationalError without SQLSTATE                "server closed the connection"
+#   psycopg(2)  OperationalError without SQLSTATE, or a          "server closed the connection",
+#               subclass (psycopg's ConnectionTimeout)           "connection timeout expired"
 #   psycopg     psycopg_pool.PoolTimeout                         pool wait over `pool_timeout`
 #   asyncpg     ConnectionDoesNotExistError, InterfaceError      the connection was lost, or a
 #               "connection is closed", InternalClientError      cancelled operation left it
@@ -136,7 +137,10 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         if getattr(link, "connection_invalidated", False):
             return True
-        if name == "OperationalError" and type(link).__module__.startswith("psycopg"):
+        if any(
+            kind.__name__ == "OperationalError" and kind.__module__.startswith("psycopg")
+            for kind in type(link).__mro__
+        ):
             return True
         if name == "InterfaceError" and "connection is closed" in str(link):
             return True

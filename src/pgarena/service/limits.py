@@ -270,8 +270,14 @@ class RequestLimits:
                     exchange.watching.cancel()
         finally:
             _current.reset(token)
-        if exchange.error is not None:
-            raise exchange.error  # a bug: Starlette's outer handler answers 500 and logs it
+        if exchange.error is None:
+            return
+        if exchange.answered:
+            # The client has our 503 already; re-raising would make the server log the error
+            # as unanswered and close a connection that is fine. Logged all the same.
+            log.error("error after the request was answered", exc_info=exchange.error)
+            return
+        raise exchange.error  # a bug: Starlette's outer handler answers 500 and logs it
 
     async def _run_app(self, scope: Scope, exchange: Exchange) -> None:
         try:
