@@ -4,9 +4,9 @@ Generated passwords hold `/ # ? @ %`, and users paste them into DATABASE_URL une
 password here has two distinctive halves around its special character, so a command that
 showed half of it (the part after an `@` taken for a host name, the part before a `#` taken
 for the whole password) fails too. The halves hold `_`, which neither base64 (the histograms
-and charts in results and reports) nor hex ever writes, so random data cannot contain them. The embedded server trusts its Unix socket, so the
-password is ignored by PostgreSQL and the commands really succeed; an unreachable host shows
-the driver's error path.
+and charts in results and reports) nor hex ever writes, so random data cannot contain them.
+The embedded server trusts its Unix socket, so the password is ignored by PostgreSQL and the
+commands really succeed; an unreachable host shows the driver's error path.
 """
 
 from __future__ import annotations
