@@ -28,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from pgarena.database.models import Base, Fortune, Order, Product, User, World
+from pgarena.database.urls import url_for
 from pgarena.service.errors import Conflict, NotFound, raise_for_constraint
 from pgarena.service.schemas import (
     FortunePublic,
@@ -238,9 +239,44 @@ class OrmDatabase:
         await self.scalar(text("SELECT 1"))
 
 
+def connect_to_the_end(url: str, options: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+    """psycopg 3's `AsyncConnection.connect`, finished even when the request is cancelled.
+
+    SQLAlchemy's pool opens a connection in the task that asked for it. When that request is
+    cancelled mid-connect (its client left, `service/limits.py`), asyncpg closes its socket,
+    but psycopg leaves the half-made connection to the garbage collector: an open session
+    beyond the pool's limit for as long as a reference cycle keeps it (one to five after a
+    disconnect storm, seconds later still there). So the connect runs shielded, and a
+    connection nobody waits for any more is closed as soon as it is made.
+    """
+    import psycopg  # only the psycopg spelling of this stack needs it
+
+    conninfo = url_for(url, "libpq")
+    closing: set[asyncio.Task[None]] = set()
+
+    def close_if_made(connecting: asyncio.Future[psycopg.AsyncConnection[Any]]) -> None:
+        if not connecting.cancelled() and connecting.exception() is None:
+            task = asyncio.ensure_future(connecting.result().close())
+            closing.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(closing.discard)
+
+    async def connect() -> psycopg.AsyncConnection[Any]:
+        connecting = asyncio.ensure_future(psycopg.AsyncConnection.connect(conninfo, **options))
+        try:
+            return await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            connecting.add_done_callback(close_if_made)
+            raise
+
+    return connect
+
+
 @asynccontextmanager
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
-    engine = create_async_engine(url, **orm.engine_options(settings, url))
+    options = orm.engine_options(settings, url)
+    if url.startswith("postgresql+psycopg:"):
+        options["async_creator"] = connect_to_the_end(url, options.pop("connect_args"))
+    engine = create_async_engine(url, **options)
     orm.track_pool(engine.sync_engine.pool, settings)
     orm.cancel_on_disconnect(engine.sync_engine.pool)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
