@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from helpers import run_pgarena
 
-from pgarena.settings import Settings
-
 STACKS = ("sync", "async")
 FAULTS = ("restart", "disconnect")
 
@@ -97,15 +95,9 @@ def test_abandoned_requests_stop_and_a_fresh_db_answers_in_time(chaos_run, stack
     checks = {check["name"]: check for check in storm["checks"]}
     # No connection leaked or left busy: the abandoned statements were stopped.
     assert checks["pg_stat_activity at baseline"]["passed"], _failed(storm)
-    if stack.startswith("sync"):
-        assert storm["passed"], _failed(storm)
-    else:
-        # Issue 11 asks for a fresh /db within 1 s. The sync stacks meet it; the SQLAlchemy
-        # asyncio stacks answered in 0.1-1.9 s on the development machine (the issue stays
-        # open on it, and `pgarena chaos` reports the 1 s check as failed). Held here: an
-        # answer within the request deadline, where before this work it waited 30-44 s.
-        assert storm["after"] == {"200": 1}, storm
-        assert storm["longest_s"] <= Settings().request_deadline, _failed(storm)
+    # And a fresh /db answers 200 within issue 11's 1 s: the abandoned work did not stay
+    # queued ahead of it (before this work it waited 30-44 s).
+    assert storm["passed"], _failed(storm)
 
 
 @pytest.mark.parametrize(
