@@ -8,15 +8,16 @@ request that touches the database, so it is built from the cheapest parts that d
 the app runs in the request's own task inside one anyio `CancelScope`, a timer (`call_later`)
 stands for the deadline, and a request still running after `WATCH_AFTER_S` gets one small
 task that waits for its client to leave (most are answered sooner and never pay for it; a
-client that left in that time is noticed then). An anyio task
-group with the app in a task of its own, as this middleware was first written, cost 40% of
-async-raw's `/db` throughput (0.26x its `/json` against 0.43x for the route exempted, in one
-`pgarena run`).
+client that left in that time is noticed then). An anyio task group with the app in a task
+of its own, as this middleware was first written, cost 40% of async-raw's `/db` throughput
+(0.26x its `/json` against 0.43x for the route exempted, in one `pgarena run`).
 
 - **Body size**: a `Content-Length` over `max_body_bytes` is answered 413 before a byte of
   the body is read; a chunked body is counted as it streams and refused at the first byte
   over. The body is read before the app starts (FastAPI reads all of it anyway), so FastAPI
-  never parses one that is too large, and a 10 MB JSON costs nothing.
+  never parses one that is too large, and a 10 MB JSON costs nothing. The deadline starts
+  after it: a slow upload holds no connection and no thread (uvicorn's own timeouts are what
+  bound a client that never finishes sending).
 - **Deadline** (`request_deadline`): when it passes, the timer answers 503 at once, from a
   task of its own, and cancels the app's scope; the answer never waits for the app to stop,
   which it may not do soon: a `def` endpoint's thread cannot be interrupted (anyio waits for
