@@ -16,8 +16,8 @@ of its own, as this middleware was first written, cost 40% of async-raw's `/db` 
   the body is read; a chunked body is counted as it streams and refused at the first byte
   over. The body is read before the app starts (FastAPI reads all of it anyway), so FastAPI
   never parses one that is too large, and a 10 MB JSON costs nothing. The deadline starts
-  after it: a slow upload holds no connection and no thread (uvicorn's own timeouts are what
-  bound a client that never finishes sending).
+  after it: a slow upload holds its own socket and nothing else, no connection and no
+  thread.
 - **Deadline** (`request_deadline`): when it passes, the timer answers 503 at once, from a
   task of its own, and cancels the app's scope; the answer never waits for the app to stop,
   which it may not do soon: a `def` endpoint's thread cannot be interrupted (anyio waits for
