@@ -172,9 +172,11 @@ class Exchange:
         await send_error(self._send, status, detail)
 
     def answer_soon(self, status: int, detail: str) -> None:
-        """`answer`, from a task of its own: the app may go on running meanwhile."""
+        """`answer`, from a task of its own: the app may go on running meanwhile, and
+        whatever it sends from now on is dropped."""
         if not self.response_started:
-            self.answering = asyncio.ensure_future(self.answer(status, detail))
+            self.answered = self.response_started = True
+            self.answering = asyncio.ensure_future(send_error(self._send, status, detail))
 
     def held_backends(self) -> list[int]:
         with self.lock:
