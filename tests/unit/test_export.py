@@ -101,7 +101,15 @@ def test_summary_csv_has_one_row_per_summary_with_intervals(example: Run, tmp_pa
         assert number(row["rps_ci95_low"]) == summary.rps.ci95_low
         assert number(row["latency_p99_ms_ci95_high"]) == summary.latency_p99_ms.ci95_high
         assert row["warnings"] == "; ".join(w.message for w in summary.warnings)
-    assert any("; " in row["warnings"] for row in rows)  # several warnings share one field
+
+
+def test_several_warnings_share_one_summary_field(tmp_path: Path) -> None:
+    # The golden file was measured on a busy machine: some of its rows carry three warnings.
+    write_reports(GOLDEN, ("csv",), tmp_path)
+    _, rows = read_csv(tmp_path / "summary.csv")
+    expected = ["; ".join(w.message for w in s.warnings) for s in load_run(GOLDEN).summaries]
+    assert [row["warnings"] for row in rows] == expected
+    assert any(row["warnings"].count("; ") == 2 for row in rows)
 
 
 def test_pandas_reads_the_csv_as_numbers(tmp_path: Path) -> None:
