@@ -64,7 +64,7 @@ class SeriesPoint:
     p90_ms: float | None
     p99_ms: float | None
     max_ms: float | None
-    generator_cpu_s: float  # CPU the generator process(es) used in this interval
+    generator_cpu_s: float | None  # CPU the generator used in this interval (Locust: None)
     histogram: str  # encoded (results.histograms), so steady-state intervals can be merged
 
     @property

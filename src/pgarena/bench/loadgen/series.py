@@ -106,14 +106,17 @@ class SeriesRecorder:
         self._schedule()
 
 
-def _point(
+def series_point(
     index: int,
     t: float,
     duration_s: float,
     phase: str,
-    counts: tuple[int, int, float],  # ok, errors, generator CPU seconds
+    counts: tuple[int, int, float | None],  # ok, errors, generator CPU seconds
     histogram: HdrHistogram,
 ) -> SeriesPoint:
+    """One interval of a cell's series, its latency figures from `histogram` (an interval
+    without answers keeps no histogram). Shared by pgarena's generator and the Locust
+    import, whose generator CPU is not known per interval (None)."""
     tail = tail_latency_ms(histogram)
     ok, errors, cpu_s = counts
     return SeriesPoint(
@@ -128,7 +131,7 @@ def _point(
         p99_ms=tail["p99"],
         max_ms=tail["max"],
         generator_cpu_s=cpu_s,
-        histogram=encode_histogram(histogram),
+        histogram=encode_histogram(histogram) if ok else "",
     )
 
 
@@ -149,7 +152,7 @@ def build_series(
             continue
         histogram = histogram_from_latencies(latencies[begin.answered : end.answered])
         points.append(
-            _point(
+            series_point(
                 len(points),
                 begin.at - started,
                 duration,
@@ -186,9 +189,9 @@ def merge_series(
         group = groups[key]
         histogram = decode_histogram(group[0][1].histogram)
         for _, point in group[1:]:
-            histogram.decode_and_add(point.histogram.encode("ascii"))
+            histogram.add(decode_histogram(point.histogram))
         merged.append(
-            _point(
+            series_point(
                 len(merged),
                 min(offset + point.t for offset, point in group),
                 max(point.duration_s for _, point in group),
@@ -196,7 +199,7 @@ def merge_series(
                 (
                     sum(point.ok for _, point in group),
                     sum(point.errors for _, point in group),
-                    sum(point.generator_cpu_s for _, point in group),
+                    sum(point.generator_cpu_s or 0.0 for _, point in group),
                 ),
                 histogram,
             )

@@ -21,6 +21,7 @@ from rich.console import Console
 from pgarena.bench.cells import failed_cell, measured_cell
 from pgarena.bench.loadgen import LoadResult, SeriesPoint
 from pgarena.bench.loadgen.job import ERROR_KINDS
+from pgarena.bench.loadgen.series import series_point
 from pgarena.bench.locust.cluster import ClusterFailed, ClusterOptions, LocustCluster
 from pgarena.bench.locust.protocol import INTERVAL_S
 from pgarena.bench.plan import Plan, PlannedCell
@@ -30,9 +31,7 @@ from pgarena.bench.servers import ServerFailed, ServerProcess
 from pgarena.results.file import ResultWriter, utc_now
 from pgarena.results.histograms import (
     decode_histogram,
-    encode_histogram,
     new_histogram,
-    tail_latency_ms,
 )
 from pgarena.results.model import Cell
 
@@ -69,21 +68,9 @@ def _series(result: dict[str, Any]) -> list[SeriesPoint]:
             if ok:
                 entry[2].add(decode_histogram(encoded))
         for low, high, (ok, errors, histogram) in _merge_short(sorted(spans.items())):
-            tail = tail_latency_ms(histogram)
             points.append(
-                SeriesPoint(
-                    index=len(points),
-                    t=low - started,
-                    duration_s=high - low,
-                    phase=phase,
-                    ok=ok,
-                    errors=errors,
-                    p50_ms=tail["p50"],
-                    p90_ms=tail["p90"],
-                    p99_ms=tail["p99"],
-                    max_ms=tail["max"],
-                    generator_cpu_s=None,  # type: ignore[arg-type]  # not known per interval
-                    histogram=encode_histogram(histogram) if ok else "",
+                series_point(
+                    len(points), low - started, high - low, phase, (ok, errors, None), histogram
                 )
             )
     return points
