@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from pgarena.bench.servers import free_port
+from pgarena.processes import free_port
 
 __all__ = [
     "SPELLINGS",

@@ -10,8 +10,8 @@ import pytest
 from bench_known_server import KnownServer
 
 from pgarena.bench.loadgen import LoadGenerator, LoadJob, LoadResult, SeriesPoint
-from pgarena.bench.servers import free_port
 from pgarena.bench.workloads import Scenario, Step, Workload
+from pgarena.processes import free_port
 from pgarena.results.histograms import decode_histogram
 
 

@@ -11,12 +11,13 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from pgarena.processes import die_with_parent, free_port
 
 HEALTH_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -52,25 +53,6 @@ class ServerOptions:
             if value is not None:
                 arguments += [flag, str(value)]
         return arguments
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    # The "parent" of PR_SET_PDEATHSIG is the *thread* that forked: a server started from a
-    # worker thread (asyncio.to_thread) is killed when that thread ends. Start servers from
-    # a thread that lives as long as they should.
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def health_ok(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -123,7 +105,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=environment,
                 start_new_session=True,
-                preexec_fn=die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent(),
             )
         try:
             self._wait_healthy()

@@ -24,9 +24,7 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ import psycopg
 
 from pgarena.database.urls import parse_database_url, url_for
 from pgarena.errors import UserError
+from pgarena.processes import die_with_parent, free_port
 from pgarena.settings import Settings
 
 POOLERS = ("pgbouncer",)
@@ -120,20 +119,6 @@ def _run_as(url: str) -> str | None:
     return "nobody"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def pgbouncer(
     url: str, pool_size: int = DEFAULT_POOL_SIZE, statement_timeout_ms: int | None = None
@@ -144,7 +129,7 @@ def pgbouncer(
     if statement_timeout_ms is None:
         statement_timeout_ms = Settings().statement_timeout_ms
     check_pooler("pgbouncer")
-    port = _free_port()
+    port = free_port()
     user = _run_as(url)
     with tempfile.TemporaryDirectory(prefix="pgarena-pgbouncer-") as directory:
         config = Path(directory) / "pgbouncer.ini"
@@ -166,7 +151,8 @@ def pgbouncer(
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                # SIGKILL: the pooler holds nothing worth a clean exit once pgarena is gone.
+                preexec_fn=die_with_parent(signal.SIGKILL),
                 **ids,  # type: ignore[arg-type]
             )
         through = url_for(

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from pgarena.bench.servers import die_with_parent
+from pgarena.processes import die_with_parent
 
 STOP_TIMEOUT_S = 10.0
 
@@ -103,7 +103,7 @@ class LocustCluster:
                 stderr=log,
                 text=pipes,
                 start_new_session=True,  # a Ctrl-C reaches pgarena, which stops them
-                preexec_fn=die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent(),
             )
 
     def _expect(self, wanted: str) -> dict[str, Any]:
