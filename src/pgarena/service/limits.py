@@ -121,8 +121,9 @@ class Exchange:
         self._send = send
         self.body: deque[Message] = deque()  # read before the app starts, handed to it
         self.scope = anyio.CancelScope()  # the app's: cancelled when nobody waits any more
-        self.app_done = asyncio.get_running_loop().create_future()
-        self.client_gone = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.app_done = loop.create_future()
+        self.client_gone = loop.create_future()
         self.response_started = False
         self.response_complete = False
         self.answered = False  # we answered for the app: drop whatever it sends
@@ -246,7 +247,7 @@ class RequestLimits:
             return
         token = _current.set(exchange)  # before the watch starts: it copies the context
         loop = asyncio.get_running_loop()
-        watch = loop.call_later(WATCH_AFTER_S, self._start_watch, exchange)
+        start_watch = loop.call_later(WATCH_AFTER_S, self._start_watch, exchange)
         deadline = (
             loop.call_later(self.deadline, self._too_late, exchange, scope)
             if self.deadline != math.inf
@@ -264,7 +265,7 @@ class RequestLimits:
         finally:
             _current.reset(token)
             exchange.app_done.set_result(None)
-            watch.cancel()
+            start_watch.cancel()
             if deadline is not None:
                 deadline.cancel()
             if exchange.watch is not None and not exchange.client_gone.done():
