@@ -10,7 +10,7 @@ from scipy import stats as scipy_stats
 from pgarena.results.model import Cell, CellKey, Run
 from pgarena.results.stats import Estimate
 from pgarena.results.summary import summarize_run
-from pgarena.results.verdicts import paired_comparison, stack_comparisons
+from pgarena.results.verdicts import MIN_EFFECT, paired_comparison, stack_comparisons
 
 
 def test_a_paired_interval_comes_from_the_per_repeat_log_ratios() -> None:
@@ -77,3 +77,23 @@ def test_verdicts_are_holm_corrected_over_the_table() -> None:
     comparisons = stack_comparisons(_run(noisy))
     assert len(comparisons) == 5
     assert all(c.rps is not None and c.rps.verdict == "within noise" for c in comparisons)
+
+
+def test_a_steady_difference_smaller_than_the_minimum_effect_is_not_a_winner() -> None:
+    # Both stacks at a shared ceiling: b is 3% ahead in every repeat, so tightly that the
+    # interval excludes 1, but a 3% lead at a ceiling is what the next run calls a tie.
+    run = _run({"a": [400.0, 390.0, 395.0], "b": [412.0, 402.0, 407.0]})
+    [comparison] = stack_comparisons(run)
+    assert comparison.rps is not None
+    assert comparison.rps.ci95_low is not None and comparison.rps.ci95_low > 1
+    assert comparison.rps.verdict == "within noise"
+    assert comparison.rps.p_better is not None and comparison.rps.p_better > 0.5
+
+
+def test_a_difference_whose_whole_interval_clears_the_minimum_effect_is_called() -> None:
+    run = _run({"a": [400.0, 390.0, 395.0], "b": [360.0, 353.0, 356.0]})
+    [comparison] = stack_comparisons(run)
+    assert comparison.rps is not None
+    assert comparison.rps.ci95_high is not None and comparison.rps.ci95_high < 1 - MIN_EFFECT
+    assert comparison.rps.verdict == "slower"
+    assert comparison.rps.p_worse is not None and comparison.rps.p_worse < 0.01

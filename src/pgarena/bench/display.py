@@ -22,7 +22,7 @@ from pgarena.bench.loadgen import Progress
 from pgarena.bench.plan import SERVER_START_ESTIMATE_S, Plan, PlannedCell, format_duration
 from pgarena.results.model import Cell, Run, Summary
 from pgarena.results.stats import Comparison, Estimate
-from pgarena.results.verdicts import stack_comparisons
+from pgarena.results.verdicts import VERDICT_RULE, stack_comparisons
 
 console = Console(stderr=True)  # progress and warnings
 output = Console()  # the result: summary table, SLO lines, where the files are
@@ -174,8 +174,7 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
     for warning, number in notes.items():
         out.print(f"  [yellow]{number}[/] {warning}", highlight=False)
     out.print(
-        "  verdicts: ratio of means, called only when its 95% interval excludes 1 and the call "
-        "survives Holm's correction over the whole table"
+        f"  verdicts against {run.stacks[0] if run.stacks else 'the first stack'}: {VERDICT_RULE}"
     )
     failed = len(run.failed_cells)
     if failed:

@@ -1,9 +1,9 @@
 """'What this run says': sentences generated from the figures, and only what they support.
 
 A difference is stated only when the run's verdict calls it (`pgarena.results.verdicts`: the
-95% interval excludes 1 and the call survives Holm's correction); everything else is said
-to be within noise. Unstable or
-failed measurements are named, so a reader knows which sentences to trust less.
+95% interval lies more than 5% from 1 and the call survives Holm's correction); everything
+else is said to be within noise. Unstable or failed measurements are named, so a reader knows
+which sentences to trust less.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _bounded(value: float | None) -> bool:
 
 
 def _called(comparison: StackComparison, figure: str) -> bool:
-    """True when the interval of the ratio is known and excludes 1 (a real difference)."""
+    """True when the interval of the ratio is known and the verdict calls a difference."""
     result = getattr(comparison, figure)
     return (
         result is not None

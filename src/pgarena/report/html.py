@@ -27,6 +27,7 @@ from pgarena.report.tables import (
     warnings_of,
     workload_description,
 )
+from pgarena.results.verdicts import VERDICT_RULE
 
 # Charts that read best across the page's full width.
 WIDE_CHARTS = ("latency-", "cpu-share-", "series-")
@@ -116,6 +117,7 @@ def render_html(
             status=figures.run.status,
             stacks=figures.stacks,
             base=figures.base_stack or "the first stack",
+            verdict_rule=VERDICT_RULE,
             workloads=workloads,
             plan_text=describe_plan(figures),
             machine_text=_machine_text(figures.metadata),

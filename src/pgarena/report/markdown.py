@@ -24,6 +24,7 @@ from pgarena.report.tables import (
     warnings_of,
     workload_description,
 )
+from pgarena.results.verdicts import VERDICT_RULE
 
 WARNING_MARK = "⚠"
 
@@ -65,9 +66,7 @@ def render_markdown(figures: RunFigures, *, charts: Sequence[tuple[str | None, s
         "Figures are means across repeats with their 95% interval in brackets: the "
         "interval combines the variation within each cell's steady state (batch means) "
         "with the variation between repeats. Differences are against "
-        f"**{base}**; a verdict names a winner only when the 95% interval of the ratio "
-        "excludes 1 and the call survives Holm's correction for the number of comparisons "
-        "in the report, otherwise it says *within noise*. "
+        f"**{base}**; {VERDICT_RULE}. "
         f"{WARNING_MARK} marks a figure with a warning (listed under its table).",
         "",
         "## What this run says",

@@ -16,6 +16,14 @@ at 95% each, a couple would be called "faster" by chance alone, and the next run
 them differently. Holm's step-down correction keeps the chance of any false call in the
 whole family at 5%: a difference is called only when its interval excludes 1 and its
 adjusted p-value is below 0.05. The intervals shown stay the plain 95% ones.
+
+Significance alone is not enough on a machine whose state drifts between runs. Where every
+stack sits at the same ceiling (a pool of 20 connections, each held 50 ms), two stacks differ
+by 3-8%, and a run's paired repeats can be tight enough to call that "faster" while the next
+run's are not: the same comparison flickers between runs. So a call also needs a minimum
+effect, as `pgarena compare` asks of a regression: the whole interval must lie beyond
+`MIN_EFFECT` (5%) of equality, and the p-values test that band, not the point 1. A
+difference smaller than that is reported with its interval and called "within noise".
 """
 
 from __future__ import annotations
@@ -31,6 +39,13 @@ from pgarena.results.model import CellKey, Keyed, Run, Summary
 from pgarena.results.stats import Comparison, Estimate, Verdict, compare_estimates, holm
 
 ALPHA = 0.05
+# A verdict names a winner only when the interval of the ratio lies beyond 1 +/- MIN_EFFECT.
+MIN_EFFECT = 0.05
+VERDICT_RULE = (
+    "a verdict names a winner only when the whole 95% interval of the ratio lies more than "
+    f"{MIN_EFFECT:.0%} from 1 and the call survives Holm's correction for the number of "
+    "comparisons; otherwise it says within noise"
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +61,7 @@ class StackComparison(Keyed):
 def _compare(base: Estimate | None, new: Estimate | None) -> Comparison | None:
     if base is None or new is None or base.mean is None or new.mean is None:
         return None
-    return compare_estimates(base, new, higher_is_better=True)
+    return compare_estimates(base, new, higher_is_better=True, threshold=MIN_EFFECT)
 
 
 LogRatios = list[float]
@@ -71,10 +86,17 @@ def _pooled(groups: Sequence[LogRatios]) -> tuple[float, float] | None:
 
 
 def paired_comparison(
-    base: Estimate, new: Estimate, log_ratios: LogRatios, pooled: tuple[float, float] | None
+    base: Estimate,
+    new: Estimate,
+    log_ratios: LogRatios,
+    pooled: tuple[float, float] | None,
+    threshold: float = 0.0,
 ) -> Comparison | None:
     """`new` against `base` from paired repeats: the ratio of means, with an interval from
-    the per-repeat log ratios' spread (moderated by `pooled`); None when it cannot pair."""
+    the per-repeat log ratios' spread (moderated by `pooled`); None when it cannot pair.
+
+    A winner is named only when the interval lies beyond 1 +/- `threshold`; `p_better` and
+    `p_worse` test those two bounds, one-sided."""
     if base.mean is None or new.mean is None or base.mean <= 0 or new.mean <= 0:
         return None
     count = len(log_ratios)
@@ -89,28 +111,31 @@ def paired_comparison(
     ratio = new.mean / base.mean
     se = math.sqrt(variance / count)
     if se == 0:
-        return Comparison(ratio, ratio, ratio, _verdict(ratio, ratio), base, new, df=df)
+        verdict = _verdict(ratio, ratio, threshold)
+        return Comparison(ratio, ratio, ratio, verdict, base, new, df=df, threshold=threshold)
     half = float(scipy_stats.t.ppf(0.975, df)) * se
     low, high = ratio * math.exp(-half), ratio * math.exp(half)
-    statistic = math.log(ratio) / se
-    p_better = float(scipy_stats.t.sf(statistic, df))
-    p_worse = float(scipy_stats.t.cdf(statistic, df))
+    p_better = float(scipy_stats.t.sf(math.log(ratio / (1 + threshold)) / se, df))
+    p_worse = float(scipy_stats.t.cdf(math.log(ratio / (1 - threshold)) / se, df))
     return Comparison(
         ratio,
         low,
         high,
-        _verdict(low, high),
+        _verdict(low, high, threshold),
         base,
         new,
         p_value=min(1.0, 2 * min(p_better, p_worse)),
         p_worse=p_worse,
         p_better=p_better,
         df=df,
+        threshold=threshold,
     )
 
 
-def _verdict(low: float, high: float) -> Verdict:
-    return "faster" if low > 1 else "slower" if high < 1 else "within noise"
+def _verdict(low: float, high: float, threshold: float) -> Verdict:
+    if low > 1 + threshold:
+        return "faster"
+    return "slower" if high < 1 - threshold else "within noise"
 
 
 # The figures a verdict is given on; a cell and a summary both carry them by these names.
@@ -119,7 +144,7 @@ FIGURES = ("rps", "requests_per_server_cpu_s")
 
 def stack_comparisons(run: Run) -> list[StackComparison]:
     """Every stack against the run's first stack, per workload and concurrency, in the run's
-    order, with Holm-corrected verdicts (each figure is its own family)."""
+    order, with Holm-corrected verdicts beyond `MIN_EFFECT` (each figure is its own family)."""
     stacks = run.stacks
     if not stacks:
         return []
@@ -152,7 +177,9 @@ def stack_comparisons(run: Run) -> list[StackComparison]:
             before, after = getattr(old, figure), getattr(new, figure)
             paired = None
             if before is not None and after is not None:
-                paired = paired_comparison(before, after, log_ratios, pooled[old.key.workload])
+                paired = paired_comparison(
+                    before, after, log_ratios, pooled[old.key.workload], MIN_EFFECT
+                )
             found.append(paired or _compare(before, after))
         results[figure] = found
     comparisons = [
