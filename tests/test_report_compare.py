@@ -104,6 +104,8 @@ def test_the_same_change_the_other_way_is_faster_and_exits_0(
     assert code == 0
     [cell] = report["cells"]
     assert cell["verdict"] == "better" and cell["ratio"] > 1.25 and cell["ci95_low"] > 1.0
+    # "Better" is claimed on the same terms as "worse": its own corrected p-value.
+    assert cell["p_better_adjusted"] < 0.05 and cell["p_adjusted"] > 0.5
 
 
 def test_two_runs_with_the_same_settings_are_not_a_regression_beyond_5_percent(

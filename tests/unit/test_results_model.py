@@ -12,7 +12,12 @@ import pytest
 
 from pgarena.errors import UserError
 from pgarena.report.build import write_reports
-from pgarena.report.compare import compare_results, parse_metrics, parse_threshold
+from pgarena.report.compare import (
+    compare_results,
+    parse_metrics,
+    parse_threshold,
+    render_comparison,
+)
 from pgarena.results.file import SCHEMA_VERSION, ResultWriter, load_results, load_run, validate
 from pgarena.results.model import (
     RESOURCE_FIELDS,
@@ -136,6 +141,25 @@ def test_compare_gates_a_25_percent_drop_and_passes_the_same_run(
     # Holm is stricter: never more calls than Benjamini-Hochberg.
     holm = compare_results(base, slower, metrics=("rps",), correction="holm")
     assert len(holm.regressions) <= len(dropped.regressions)
+
+
+def test_better_is_corrected_as_its_own_family_and_reported_with_its_own_p(
+    golden: Run, tmp_path: Path
+) -> None:
+    base = tmp_path / "base.json"
+    faster = tmp_path / "faster.json"
+    base.write_text(json.dumps(golden.to_dict()))
+    faster.write_text(json.dumps(_scaled(golden, 1.3).to_dict()))
+    report = compare_results(base, faster, metrics=("rps",))
+    better = [cell for cell in report.cells if cell.verdict == "better"]
+    assert better and report.exit_code == 0
+    assert all(cell.p_better_adjusted is not None for cell in report.cells)
+    # Every "better" stands on its corrected p-value; the rest are within noise.
+    for cell in report.cells:
+        called = cell.p_better_adjusted < 0.05 and cell.comparison.verdict == "faster"
+        assert (cell.verdict == "better") == called
+        assert cell.p_better_adjusted >= cell.p_better
+    assert "p better" in render_comparison(report, "text")
 
 
 def test_reports_render_from_the_golden_file(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ the error rate. Each judgement reads the summaries both runs stored (means with 
 errors that already combine within-cell and between-repeat variation) and asks a one-sided
 question: is NEW worse than BASE by more than the threshold band? The p-values of every
 cell and figure form one family, corrected for multiple comparisons, so a run with sixty
-cells does not raise a false alarm in three of them by chance. The default is
+cells does not raise a false alarm in three of them by chance. "Better" is the mirror
+question, corrected as its own family, so an improvement is claimed on the same terms as a
+regression. The default is
 Benjamini-Hochberg: when nothing changed (the case a CI gate must pass) it keeps the chance
 of any false alarm at 5%, like Holm, and when a change slows many cells at once (the usual
 regression) it calls them with far more power. `--correction holm` is stricter.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +88,9 @@ class CellComparison:
     new: float | None
     comparison: Comparison | None  # rps and p99: the ratio NEW/BASE with its interval
     p_worse: float | None  # one-sided: NEW worse than BASE beyond the threshold
-    p_adjusted: float | None = None  # after the multiple-comparison correction
+    p_better: float | None = None  # one-sided: NEW better than BASE beyond the threshold
+    p_adjusted: float | None = None  # p_worse after the multiple-comparison correction
+    p_better_adjusted: float | None = None  # p_better after its own family's correction
     verdict: str = "within noise"  # "better", "worse" or "within noise"
 
     @property
@@ -181,7 +185,9 @@ def _ratio_judgement(
         return None
     higher_is_better = metric == "rps"
     result = compare_estimates(base, new, higher_is_better=higher_is_better, threshold=threshold)
-    return CellComparison(key, metric, base.mean, new.mean, result, result.p_worse)
+    return CellComparison(
+        key, metric, base.mean, new.mean, result, result.p_worse, p_better=result.p_better
+    )
 
 
 def _error_judgement(key: CellKey, base: Summary, new: Summary) -> CellComparison | None:
@@ -248,7 +254,7 @@ def compare_results(
                 judged = _ratio_judgement(key, metric, old.rps, now.rps, threshold)
             if judged is not None:
                 report.cells.append(judged)
-    report.cells = _corrected(report.cells, CORRECTIONS[correction], threshold)
+    report.cells = _corrected(report.cells, CORRECTIONS[correction])
     if any(c.comparison is not None and c.comparison.ci95_low is None for c in report.cells):
         report.warnings.append(
             "some cells have no interval in a file: they are never called better or worse "
@@ -257,29 +263,36 @@ def compare_results(
     return report
 
 
+def _adjusted(
+    values: Sequence[float | None], adjust: Callable[[Sequence[float]], list[float]]
+) -> list[float | None]:
+    """`adjust` applied to the known p-values as one family; None stays None."""
+    known = iter(adjust([value for value in values if value is not None]))
+    return [None if value is None else next(known) for value in values]
+
+
 def _corrected(
-    cells: list[CellComparison], adjust: Callable[[Sequence[float]], list[float]], threshold: float
+    cells: list[CellComparison], adjust: Callable[[Sequence[float]], list[float]]
 ) -> list[CellComparison]:
-    """Adjust every p-value as one family, then give each judgement its verdict."""
-    tested = [index for index, cell in enumerate(cells) if cell.p_worse is not None]
-    adjusted = adjust([cells[index].p_worse for index in tested])  # type: ignore[misc]
-    judged = list(cells)
-    for index, p_value in zip(tested, adjusted, strict=True):
-        cell = cells[index]
+    """Adjust the p-values of "worse" as one family and those of "better" as another, then
+    give each judgement its verdict: "worse" or "better" only when its own adjusted p-value
+    is below ALPHA (and, for a ratio, the interval clears the threshold band)."""
+    worse = _adjusted([cell.p_worse for cell in cells], adjust)
+    better = _adjusted([cell.p_better for cell in cells], adjust)
+    judged = []
+    for cell, p_worse, p_better in zip(cells, worse, better, strict=True):
         verdict = "within noise"
-        if p_value < ALPHA:
+        if p_worse is not None and p_worse < ALPHA:
             verdict = "worse"
-        elif cell.comparison is not None and cell.comparison.verdict == "faster":
+        elif (
+            p_better is not None
+            and p_better < ALPHA
+            and cell.comparison is not None
+            and cell.comparison.verdict == "faster"
+        ):
             verdict = "better"
-        judged[index] = CellComparison(
-            cell.key,
-            cell.metric,
-            cell.base,
-            cell.new,
-            cell.comparison,
-            cell.p_worse,
-            p_value,
-            verdict,
+        judged.append(
+            replace(cell, p_adjusted=p_worse, p_better_adjusted=p_better, verdict=verdict)
         )
     return judged
 
@@ -304,10 +317,11 @@ def _table(report: ComparisonReport) -> Table:
             "NEW",
             "Change",
             "95% interval",
-            "p (adj.)",
+            "p worse",
+            "p better",
             "Verdict",
         ],
-        numeric=[False, False, True, False, True, True, True, True, True, False],
+        numeric=[False, False, True, False, True, True, True, True, True, True, False],
     )
     for cell in report.cells:
         table.rows.append(
@@ -320,11 +334,16 @@ def _table(report: ComparisonReport) -> Table:
                 Entry(_value(cell.metric, cell.new)),
                 Entry(diff_percent(cell.comparison) if cell.comparison else _points(cell)),
                 Entry(diff_interval(cell.comparison) if cell.comparison else ""),
-                Entry("-" if cell.p_adjusted is None else f"{cell.p_adjusted:.3f}"),
+                Entry(_p(cell.p_adjusted)),
+                Entry(_p(cell.p_better_adjusted)),
                 Entry(("REGRESSION: " if cell.regression else "") + cell.verdict),
             ]
         )
     return table
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _points(cell: CellComparison) -> str:
@@ -341,7 +360,8 @@ def _summary_line(report: ComparisonReport) -> str:
     name = {"holm": "Holm", "bh": "Benjamini-Hochberg"}[report.correction]
     return (
         f"{len(report.cells)} judgements ({', '.join(report.metrics)}): {worse} worse{band}, "
-        f"{better} better, {noise} within noise ({name}-corrected, alpha {ALPHA:g})."
+        f"{better} better, {noise} within noise ({name}-corrected, alpha {ALPHA:g}; "
+        "the p columns are adjusted)."
     )
 
 
@@ -410,6 +430,8 @@ def render_json(report: ComparisonReport) -> str:
                 "ci95_high": _finite(cell.comparison.ci95_high) if cell.comparison else None,
                 "p_worse": cell.p_worse,
                 "p_adjusted": cell.p_adjusted,
+                "p_better": cell.p_better,
+                "p_better_adjusted": cell.p_better_adjusted,
                 "verdict": cell.verdict,
                 "regression": cell.regression,
             }
