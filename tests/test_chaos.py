@@ -113,3 +113,14 @@ def test_chaos_mistakes_are_one_line_and_exit_2_before_any_work(
     result = run_pgarena("chaos", *args, env={"DATABASE_URL": None}, timeout=60)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
+
+
+def test_quiet_chaos_prints_no_progress_only_the_outcome(tmp_path: Path) -> None:
+    result = run_pgarena(
+        "chaos", "--quick", "-q", "--stacks", "sync", "--faults", "writes",
+        "--out", str(tmp_path), env={"DATABASE_URL": None}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert f"results: {tmp_path / 'chaos.json'}" in result.stdout
+    assert "every check passed: 1 faults, sync" in result.stdout

@@ -60,6 +60,14 @@ def test_run_help_shows_short_flags_without_range_labels() -> None:
     assert "[default: 50]" in result.stdout  # --slow-ms
 
 
+@pytest.mark.parametrize("command", ["run", "locust", "claims", "chaos"])
+def test_every_long_running_command_can_be_quiet(command: str) -> None:
+    result = run_pgarena(command, "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if " --quiet " in line)
+    assert " -q " in line and "No progress" in line
+
+
 def _assert_one_line_usage_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from pgarena.bench.options import Quiet
 from pgarena.errors import UserError
 
 
@@ -60,6 +61,7 @@ def chaos_command(
             "PGARENA_DATA_DIR's unless given here).",
         ),
     ] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Break PostgreSQL under each stack (restart, freeze, pool exhaustion, disconnect storm,
     concurrent writes, schemathesis when installed) and check the service copes within its
@@ -91,7 +93,7 @@ def chaos_command(
     )  # fmt: skip
     report = out_dir / "chaos.md"
     try:
-        writer = run_chaos(config, lambda line: typer.echo(line, err=True))
+        writer = run_chaos(config, (lambda line: None) if quiet else _progress)
     finally:
         # Interrupted or crashed too: the report of the faults measured, from the file.
         results = out_dir / "chaos.json"
@@ -112,3 +114,7 @@ def chaos_command(
         )
         raise SystemExit(1)
     typer.echo(f"every check passed: {len(writer.results)} faults, {', '.join(names)}")
+
+
+def _progress(line: str) -> None:
+    typer.echo(line, err=True)

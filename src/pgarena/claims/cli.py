@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from pgarena.bench.options import Quiet
+
 
 def claims_command(
     quick: Annotated[
@@ -26,6 +28,7 @@ def claims_command(
         Path,
         typer.Option("--out", "-o", metavar="DIR", help="Where the results, reports and runs go."),
     ] = Path("claims-results"),
+    quiet: Quiet = False,
 ) -> None:
     """Test the seed documents' performance claims here, and write a verdict table.
 
@@ -36,7 +39,7 @@ def claims_command(
     # SIGTERM (a kill, a CI timeout) ends the run like Ctrl-C: every finished cell is kept.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        typer.echo(str(run_claims(quick, only, out)))
+        typer.echo(str(run_claims(quick, only, out, quiet=quiet)))
     except KeyboardInterrupt:
         typer.echo(
             f"interrupted: finished cells kept in {out / 'results.json'}; "

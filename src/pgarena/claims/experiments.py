@@ -59,9 +59,9 @@ def planned(claims: tuple[Claim, ...], quick: bool) -> list[Group]:
     return plan_groups(experiment_points(claims, quick), quick)
 
 
-def run_claims(quick: bool, only: str | None, out: Path) -> Path:
+def run_claims(quick: bool, only: str | None, out: Path, *, quiet: bool = False) -> Path:
     """Run the experiments of the selected claims, write results and reports; return the
-    Markdown report's path."""
+    Markdown report's path. `quiet`: no estimate and no progress on stderr."""
     from rich.console import Console
 
     from pgarena.bench.database import arena_database
@@ -73,7 +73,7 @@ def run_claims(quick: bool, only: str | None, out: Path) -> Path:
     groups = planned(claims, quick)
     other = planned(claims, not quick)
     check_writable(out)
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=quiet)
     mode, other_mode = ("--quick", "the full version") if quick else ("full", "--quick")
     console.print(
         f"{len(claims)} claims, {sum(len(g.points) for g in groups)} experiment points on "
