@@ -43,6 +43,9 @@ router = APIRouter(tags=["techempower"])
 _templates = Environment(
     loader=PackageLoader("pgarena.service"), autoescape=True, trim_blocks=True, lstrip_blocks=True
 )
+# The template reads `fortune["message"]`, not `fortune.message`: a row is a dict, and for a dot
+# Jinja tries the attribute first, raising and catching an AttributeError per field (26 per
+# page, 30% of its rendering time).
 _fortunes_template = _templates.get_template("fortunes.html")
 
 
