@@ -1,0 +1,134 @@
+"""Instructions per request of one route on one stack, counted by valgrind: a cost that a
+noisy machine does not move.
+
+    PGARENA_DATA_DIR=/tmp/pg-count .venv/bin/python benchmarks/instructions.py -s async-raw /db
+
+On a shared machine the CPU time of a request moves by 10-30% between runs, so a change worth
+5% cannot be seen in `pgarena run` until it has been repeated many times. The number of
+instructions the server's process executes for a request barely moves: this script runs the
+app in-process (no uvicorn, no load generator, the real database), `CONCURRENCY` requests at
+a time, under cachegrind twice, with `--requests` and three times as many, and divides the
+difference by the extra requests, so that start-up and warm-up cancel out. What it does not
+count: the kernel's work (system calls, here the socket I/O with PostgreSQL) and PostgreSQL's
+own, and what caches and branch predictors make of the instructions. So it ranks changes to
+the Python path; `pgarena run` remains the measure of throughput.
+
+The request limits' watch for a departed client starts after 50 ms; under valgrind, which
+runs 50 times slower, every request would reach it, so it is pushed out of reach here and the
+count is that of a request answered in time, as almost all are. `--exempt` counts the route
+without the request limits. Needs valgrind (`apt-get install valgrind`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+
+CONCURRENCY = 50
+WARMUP = 200
+
+
+def scope_for(target: str) -> dict:
+    path, _, query = target.partition("?")
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": query.encode(), "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {},
+    }  # fmt: skip
+
+
+async def serve(stack: str, target: str, requests: int, exempt: bool) -> None:
+    """`requests` GETs of `target` (after a warm-up), CONCURRENCY at a time, in this process."""
+    from pgarena.service import limits
+    from pgarena.service.app import create_app
+    from pgarena.settings import Settings
+
+    limits.WATCH_AFTER_S = 1e6  # see the module docstring
+    app = create_app(Settings(stack=stack, database_url=os.environ["DATABASE_URL"]))
+    if exempt:
+        for middleware in app.user_middleware:
+            if "exempt" in middleware.kwargs:
+                middleware.kwargs["exempt"] = {*middleware.kwargs["exempt"], target.split("?")[0]}
+    never = asyncio.Event()
+
+    async def one() -> None:
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop()
+            await never.wait()  # the client never leaves
+            return {"type": "http.disconnect"}
+
+        statuses = []
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(scope_for(target), receive, send)
+        if statuses != [200]:
+            raise SystemExit(f"{target} answered {statuses}")
+
+    async def client(count: int) -> None:
+        for _ in range(count):
+            await one()
+
+    async with app.router.lifespan_context(app):
+        for count in (WARMUP, requests):
+            await asyncio.gather(*(client(count // CONCURRENCY) for _ in range(CONCURRENCY)))
+
+
+def count(args: argparse.Namespace, requests: int) -> int:
+    """Instructions of one whole run of `serve` under cachegrind."""
+    command = [
+        "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+        sys.executable, __file__, "--serve", str(requests), "-s", args.stack, args.target,
+        *(["--exempt"] if args.exempt else []),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    finished = subprocess.run(command, env=env, capture_output=True, text=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", finished.stderr)
+    if finished.returncode != 0 or found is None:
+        raise SystemExit(finished.stderr[-2000:])
+    return int(found.group(1).replace(",", ""))
+
+
+def database_url() -> str:
+    """DATABASE_URL, or the embedded PostgreSQL, started, migrated and seeded as for a run."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    pgarena = [sys.executable, "-m", "pgarena"]
+    seed = ["db", "seed", "--users", "10000", "--products", "1000", "--orders", "10000"]
+    for command in (["db", "start"], ["db", "upgrade"], seed):
+        subprocess.run([*pgarena, *command], check=True, stdout=subprocess.DEVNULL)
+    url = subprocess.run([*pgarena, "db", "url"], check=True, capture_output=True, text=True)
+    return url.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target", help="the route, e.g. /db or '/queries?queries=20'")
+    parser.add_argument("-s", "--stack", default="async-raw")
+    parser.add_argument("-n", "--requests", type=int, default=500)
+    parser.add_argument("--exempt", action="store_true", help="without the request limits")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the counted child
+    args = parser.parse_args()
+    if args.serve is not None:
+        import uvloop
+
+        uvloop.run(serve(args.stack, args.target, args.serve, args.exempt))
+        return
+    os.environ["DATABASE_URL"] = database_url()
+    short, long = count(args, args.requests), count(args, 3 * args.requests)
+    per_request = (long - short) / (2 * args.requests)
+    print(f"{args.stack} GET {args.target}: {per_request:,.0f} instructions per request")
+
+
+if __name__ == "__main__":
+    main()
