@@ -28,6 +28,8 @@ import re
 import subprocess
 import sys
 
+from compare_seed import database_url  # beside this script
+
 CONCURRENCY = 50
 WARMUP = 200
 
@@ -99,18 +101,6 @@ def count(args: argparse.Namespace, requests: int) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def database_url() -> str:
-    """DATABASE_URL, or the embedded PostgreSQL, started, migrated and seeded as for a run."""
-    if url := os.environ.get("DATABASE_URL"):
-        return url
-    pgarena = [sys.executable, "-m", "pgarena"]
-    seed = ["db", "seed", "--users", "10000", "--products", "1000", "--orders", "10000"]
-    for command in (["db", "start"], ["db", "upgrade"], seed):
-        subprocess.run([*pgarena, *command], check=True, stdout=subprocess.DEVNULL)
-    url = subprocess.run([*pgarena, "db", "url"], check=True, capture_output=True, text=True)
-    return url.stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", help="the route, e.g. /db or '/queries?queries=20'")
@@ -124,7 +114,8 @@ def main() -> None:
 
         uvloop.run(serve(args.stack, args.target, args.serve, args.exempt))
         return
-    os.environ["DATABASE_URL"] = database_url()
+    # The embedded PostgreSQL, migrated and seeded as for a run, unless DATABASE_URL is set.
+    os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or database_url()
     short, long = count(args, args.requests), count(args, 3 * args.requests)
     per_request = (long - short) / (2 * args.requests)
     print(f"{args.stack} GET {args.target}: {per_request:,.0f} instructions per request")

@@ -124,13 +124,18 @@ def _scaled(run: Run, factor: float) -> Run:
     return replace(run, cells=cells, summaries=tuple(summarize_run(cells)))
 
 
+def _files(golden: Run, tmp_path: Path, factor: float) -> tuple[Path, Path]:
+    """The golden run and a copy whose throughput is `factor` times it, as result files."""
+    base, scaled = tmp_path / "base.json", tmp_path / "scaled.json"
+    base.write_text(json.dumps(golden.to_dict()))
+    scaled.write_text(json.dumps(_scaled(golden, factor).to_dict()))
+    return base, scaled
+
+
 def test_compare_gates_a_25_percent_drop_and_passes_the_same_run(
     golden: Run, tmp_path: Path
 ) -> None:
-    base = tmp_path / "base.json"
-    slower = tmp_path / "slower.json"
-    base.write_text(json.dumps(golden.to_dict()))
-    slower.write_text(json.dumps(_scaled(golden, 0.75).to_dict()))
+    base, slower = _files(golden, tmp_path, 0.75)
 
     same = compare_results(base, base, metrics=("rps",))
     assert same.exit_code == 0 and not same.regressions
@@ -146,10 +151,7 @@ def test_compare_gates_a_25_percent_drop_and_passes_the_same_run(
 def test_better_is_corrected_as_its_own_family_and_reported_with_its_own_p(
     golden: Run, tmp_path: Path
 ) -> None:
-    base = tmp_path / "base.json"
-    faster = tmp_path / "faster.json"
-    base.write_text(json.dumps(golden.to_dict()))
-    faster.write_text(json.dumps(_scaled(golden, 1.3).to_dict()))
+    base, faster = _files(golden, tmp_path, 1.3)
     report = compare_results(base, faster, metrics=("rps",))
     better = [cell for cell in report.cells if cell.verdict == "better"]
     assert better and report.exit_code == 0

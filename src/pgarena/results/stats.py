@@ -224,6 +224,17 @@ class Comparison:
         )
 
 
+def band_verdict(
+    low: float, high: float, threshold: float, *, higher_is_better: bool = True
+) -> Verdict:
+    """The verdict of a ratio's interval [low, high]: a difference only when the whole
+    interval lies outside the band 1 +/- threshold ("faster" means better for the figure)."""
+    above, below = low > 1.0 + threshold, high < 1.0 - threshold
+    if not (above or below):
+        return "within noise"
+    return "faster" if (above if higher_is_better else below) else "slower"
+
+
 def compare_estimates(
     base: Estimate,
     new: Estimate,
@@ -256,10 +267,7 @@ def compare_estimates(
     if not (base.se is not None and new.se is not None and base.df and new.df):
         return result  # no interval on a side: the ratio alone says nothing
     low, high = _fieller_interval(base, new, ratio)
-    above, below = low > 1.0 + threshold, high < 1.0 - threshold
-    verdict: Verdict = "within noise"
-    if above or below:
-        verdict = "faster" if (above if higher_is_better else below) else "slower"
+    verdict = band_verdict(low, high, threshold, higher_is_better=higher_is_better)
     # P(ratio below the band) and P(ratio above the band), one-sided.
     p_below = _t_probability(base, new, 1.0 - threshold, lower_tail=True)
     p_above = _t_probability(base, new, 1.0 + threshold, lower_tail=False)

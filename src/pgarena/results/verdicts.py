@@ -14,8 +14,8 @@ that failed on one side) the comparison falls back to the two summaries' own int
 A run with six stacks, five workloads and two concurrency levels makes fifty comparisons;
 at 95% each, a couple would be called "faster" by chance alone, and the next run would call
 them differently. Holm's step-down correction keeps the chance of any false call in the
-whole family at 5%: a difference is called only when its interval excludes 1 and its
-adjusted p-value is below 0.05. The intervals shown stay the plain 95% ones.
+whole family at 5%: a difference is called only when its interval clears the minimum effect
+below and its adjusted p-value is below 0.05. The intervals shown stay the plain 95% ones.
 
 Significance alone is not enough on a machine whose state drifts between runs. Where every
 stack sits at the same ceiling (a pool of 20 connections, each held 50 ms), two stacks differ
@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from scipy import stats as scipy_stats
 
 from pgarena.results.model import CellKey, Keyed, Run, Summary
-from pgarena.results.stats import Comparison, Estimate, Verdict, compare_estimates, holm
+from pgarena.results.stats import Comparison, Estimate, band_verdict, compare_estimates, holm
 
 ALPHA = 0.05
 # A verdict names a winner only when the interval of the ratio lies beyond 1 +/- MIN_EFFECT.
@@ -111,7 +111,7 @@ def paired_comparison(
     ratio = new.mean / base.mean
     se = math.sqrt(variance / count)
     if se == 0:
-        verdict = _verdict(ratio, ratio, threshold)
+        verdict = band_verdict(ratio, ratio, threshold)
         return Comparison(ratio, ratio, ratio, verdict, base, new, df=df, threshold=threshold)
     half = float(scipy_stats.t.ppf(0.975, df)) * se
     low, high = ratio * math.exp(-half), ratio * math.exp(half)
@@ -121,7 +121,7 @@ def paired_comparison(
         ratio,
         low,
         high,
-        _verdict(low, high, threshold),
+        band_verdict(low, high, threshold),
         base,
         new,
         p_value=min(1.0, 2 * min(p_better, p_worse)),
@@ -130,12 +130,6 @@ def paired_comparison(
         df=df,
         threshold=threshold,
     )
-
-
-def _verdict(low: float, high: float, threshold: float) -> Verdict:
-    if low > 1 + threshold:
-        return "faster"
-    return "slower" if high < 1 - threshold else "within noise"
 
 
 # The figures a verdict is given on; a cell and a summary both carry them by these names.
