@@ -123,6 +123,24 @@ def test_statements_in_the_window_are_counted_without_the_monitors_own(
     assert usage.new_connections == 1
 
 
+def test_connections_opened_at_the_windows_edges_are_growth_and_a_closed_one_is_churn(
+    database_url: str,
+) -> None:
+    monitor = ResourceMonitor(None, None, database_url)
+    monitor.start()
+    held = psycopg.connect(database_url, autocommit=True)  # opened as the window opens
+    with psycopg.connect(database_url, autocommit=True) as closed:  # opened and closed in it
+        closed.execute("SELECT 1")
+    late = psycopg.connect(database_url, autocommit=True)  # opened just before it closes
+    try:
+        usage = monitor.stop()  # within one sampling interval: no sample saw `late`
+    finally:
+        held.close()
+        late.close()
+    assert usage.new_connections == 3
+    assert usage.db_connections_growth == 2  # the pool grew by two; one was closed
+
+
 def test_statements_in_other_databases_are_not_counted(database_url: str, fresh_database) -> None:
     neighbour = fresh_database()
     monitor = ResourceMonitor(None, None, database_url)

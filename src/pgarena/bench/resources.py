@@ -42,11 +42,20 @@ SAMPLE_INTERVAL_S = 0.25
 # move throughput by more than the differences pgarena reports as real.
 OTHER_CPU_WARNING_SHARE = 0.25
 
-# Sessions ever established to the benchmark's database. A new backend publishes its count
-# with its first transaction's statistics, so a connection opened inside the window is
-# counted within the window; the monitor's own connection was opened before it.
-_SESSIONS_SQL = f"""
-SELECT {MONITOR_MARKER} sessions FROM pg_stat_database WHERE datname = current_database()
+# At each edge of the window, in one statement so that the two figures describe one moment:
+# the sessions ever established to the benchmark's database, and the server's backends now.
+# Connections opened = the sessions' difference; the backends' difference is how much the
+# pool grew; what was opened beyond that growth replaced connections the pool closed.
+# Read apart (a sample up to SAMPLE_INTERVAL_S away), a pool still opening its last
+# connection at an edge looked like churn. A new backend publishes its session with its
+# first idle moment's statistics, a few milliseconds after it appears; the monitor's own
+# connection was opened before the window.
+_EDGE_SQL = f"""
+SELECT {MONITOR_MARKER}
+  (SELECT sessions FROM pg_stat_database WHERE datname = current_database()),
+  (SELECT count(*) FROM pg_stat_activity
+   WHERE datname = current_database() AND backend_type = 'client backend'
+     AND pid <> pg_backend_pid())
 """
 
 # Backends of the server under test, not the sampler's own connection.
@@ -85,8 +94,9 @@ class WindowUsage:
     to a second late, so the count is approximate at the window's edges).
     `new_connections` counts the connections opened to that database in the window
     (`pg_stat_database.sessions`; None before PostgreSQL 14 or without a database), and
-    `db_connections_growth` how many more the server held at the last sample than at the
-    first: a pool still growing to its size opens connections without churning.
+    `db_connections_growth` how many more the server held at the window's end than at its
+    start (read in the same statement as the sessions): a pool still growing to its size
+    opens connections without churning.
     `generator_cpu_s` and `other_cpu_s` are None until `with_generator_cpu` fills them in.
     """
 
@@ -226,7 +236,7 @@ class ResourceMonitor:
         self._last: _Reading | None = None
         self._closed = False
         self._statements = StatementCounter()
-        self._sessions_before: int | None = None
+        self._edge_before: tuple[int, int] | None = None
 
     def prepare(self) -> None:
         """Connect to the database and choose how to count statements, ahead of the window.
@@ -248,7 +258,7 @@ class ResourceMonitor:
         self.prepare()
         if self._connection is not None:
             self._statements.start(self._connection)
-            self._sessions_before = self._read_sessions()
+            self._edge_before = self._read_edge()
         self._first = self._last = self._read(None)
         self._thread = threading.Thread(target=self._sample, name="pgarena-sampler", daemon=True)
         self._thread.start()
@@ -265,11 +275,12 @@ class ResourceMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        statements = new_connections = None
+        statements = new_connections = growth = None
         if self._connection is not None:
-            sessions = self._read_sessions()
-            if sessions is not None and self._sessions_before is not None:
-                new_connections = sessions - self._sessions_before
+            edge = self._read_edge()
+            if edge is not None and self._edge_before is not None:
+                new_connections = edge[0] - self._edge_before[0]
+                growth = edge[1] - self._edge_before[1]
             statements = self._statements.stop(self._connection)
             with contextlib.suppress(Exception):
                 self._connection.close()
@@ -294,9 +305,7 @@ class ResourceMonitor:
             statements=statements,
             statements_source=self._statements.source if statements is not None else None,
             new_connections=new_connections,
-            db_connections_growth=self._connections[-1] - self._connections[0]
-            if self._connections
-            else None,
+            db_connections_growth=growth,
         )
 
     def _read(self, previous: _Reading | None) -> _Reading:
@@ -374,16 +383,19 @@ class ResourceMonitor:
             self._connections.append(int(row[0]))
             self._active.append(int(row[1]))
 
-    def _read_sessions(self) -> int | None:
-        """`pg_stat_database.sessions` now (None before PostgreSQL 14, or on any failure)."""
+    def _read_edge(self) -> tuple[int, int] | None:
+        """Sessions ever established and backends now (None before PostgreSQL 14, or on any
+        failure: no count rather than a wrong one)."""
         if self._connection is None or self._connection.info.server_version < 140000:
             return None
         try:
             self._statements.own_statement()
-            row = self._connection.execute(_SESSIONS_SQL).fetchone()
-        except Exception:  # the database went away: no count rather than a wrong one
+            row = self._connection.execute(_EDGE_SQL).fetchone()
+        except Exception:  # the database went away
             return None
-        return int(row[0]) if row is not None and row[0] is not None else None
+        if row is None or row[0] is None:
+            return None
+        return int(row[0]), int(row[1])
 
     def _connect(self) -> psycopg.Connection | None:
         if self.database_url is None:
