@@ -17,6 +17,7 @@ from pgarena.claims.verdict import (
     verdict,
 )
 from pgarena.results.stats import Estimate
+from pgarena.results.verdicts import MIN_EFFECT
 
 CLAIMS = {claim.id: claim for claim in load_catalogue()}
 
@@ -69,6 +70,17 @@ def test_an_interval_that_meets_the_claim_and_no_difference_is_inconclusive() ->
     assert judge(10, 10, "higher", interval(1.5, 12), neutral=1.0) == HOLDS
     # ... but an "about 1" claim is a claim of no difference, and holds
     assert judge(0.9, 1.1, "about", interval(0.95, 1.2), neutral=1.0) == HOLDS
+
+
+def test_a_ratio_within_the_runs_noise_band_does_not_confirm_a_claim() -> None:
+    # 1.02-1.30 meets "1.2x faster" but also the 5% within which a run calls no winner
+    assert judge(1.2, 1.2, "higher", interval(1.02, 1.3), 1.0, MIN_EFFECT) == INCONCLUSIVE
+    assert judge(1.2, 1.2, "higher", interval(1.06, 1.3), 1.0, MIN_EFFECT) == HOLDS
+    assert judge(0.8, 0.8, "lower", interval(0.7, 0.96), 1.0, MIN_EFFECT) == INCONCLUSIVE
+    assert judge(0.8, 0.8, "lower", interval(0.7, 0.94), 1.0, MIN_EFFECT) == HOLDS
+    # verdict() applies that band to ratio claims: "10x" is not confirmed by 1.02-12
+    assert verdict(CLAIMS["seed000-rps-10x"], interval(1.02, 12)) == INCONCLUSIVE
+    assert verdict(CLAIMS["seed000-rps-10x"], interval(1.06, 12)) == HOLDS
 
 
 def test_a_claim_is_judged_by_its_own_value_and_direction() -> None:

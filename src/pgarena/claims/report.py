@@ -19,6 +19,7 @@ from pgarena.claims.catalogue import Claim
 from pgarena.claims.charts import sweep_charts
 from pgarena.claims.table import describe_claim, describe_condition, judge_all
 from pgarena.results.model import Run
+from pgarena.results.verdicts import MIN_EFFECT
 
 CLAIMS_FILENAME = "claims.json"
 FAILED_CELLS_RULE = (
@@ -32,7 +33,8 @@ FAILED_CELLS_RULE = (
 VERDICT_RULE = (
     "holds: the 95% interval meets the claimed value (or range) or lies beyond it in the "
     "claimed direction; does not hold: it lies wholly on the wrong side; inconclusive: "
-    "neither, or a ratio whose interval meets both the claim and 'no difference' (1). "
+    "neither, or a ratio whose interval meets both the claim and 'no difference' (1, "
+    f"within {MIN_EFFECT:.0%}, the band in which a run names no winner). "
     "A sweep that holds at some values and fails at all others says where: holds only when."
 )
 

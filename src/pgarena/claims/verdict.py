@@ -14,6 +14,12 @@ on figures that have a "nothing happened" value: 1 for a ratio, 0 for an error r
 failed request in a few hundred gives an interval of 0-1.5%, which meets "at least 1% fail"
 but shows no failure at all). Other absolute figures have none, and an "about" claim whose
 range contains it claims nothing happens itself.
+
+For a ratio, "no difference" is the band the run's own verdicts use (1 +/- `MIN_EFFECT`,
+5%), not the point 1: a run never calls a stack faster on a lead of 1.02-1.30, so a claim of
+"1.2x faster" is not confirmed by it either. Judged against the point, such a claim held in
+one run (1.01-1.30) and was inconclusive in the next (0.99-1.28), a flip that no change in
+the code explained.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 
 from pgarena.claims.catalogue import RATIO_METRICS, Claim
 from pgarena.results.stats import Estimate
+from pgarena.results.verdicts import MIN_EFFECT
 
 HOLDS = "holds"
 DOES_NOT_HOLD = "does not hold"
@@ -56,9 +63,11 @@ def judge(
     direction: str,
     measured: Interval | None,
     neutral: float | None = None,
+    margin: float = 0.0,
 ) -> str:
     """The verdict of a measurement on the claim "the figure is in [low, high]" (or beyond it,
-    in `direction`). `neutral` is the figure's "no difference" value (1 for a ratio), if any."""
+    in `direction`). `neutral` is the figure's "no difference" value (1 for a ratio), if any,
+    and `margin` the relative band around it that still counts as no difference."""
     if measured is None or not measured.finite or measured.low > measured.high:
         return INCONCLUSIVE
     below = measured.high < claimed_low  # wholly under the claim
@@ -72,7 +81,8 @@ def judge(
         return HOLDS
     if (
         neutral is not None
-        and measured.low <= neutral <= measured.high
+        and measured.low <= neutral * (1 + margin)
+        and measured.high >= neutral * (1 - margin)
         and not claimed_low <= neutral <= claimed_high
     ):
         return INCONCLUSIVE  # the interval meets the claim and "no difference" alike
@@ -81,9 +91,9 @@ def judge(
 
 def verdict(claim: Claim, measured: Interval | None) -> str:
     """The verdict on `claim` of a measurement of its metric (see `judge`)."""
-    neutral = (
-        1.0 if claim.metric in RATIO_METRICS else 0.0 if claim.metric == "error_rate" else None
-    )
+    if claim.metric in RATIO_METRICS:
+        return judge(claim.low, claim.high, claim.direction, measured, 1.0, MIN_EFFECT)
+    neutral = 0.0 if claim.metric == "error_rate" else None
     return judge(claim.low, claim.high, claim.direction, measured, neutral)
 
 
