@@ -9,13 +9,7 @@ from pgarena.report.compare import setting_warnings
 from pgarena.report.figures import build_figures
 from pgarena.report.findings import findings
 from pgarena.report.tables import metadata_rows
-from pgarena.results.host import (
-    CHANGE_WARNING,
-    DRIFT_WARNING,
-    change_warning,
-    drift_warning,
-    host_speed,
-)
+from pgarena.results.host import CHANGE_WARNING, change_warning, drift_warning, host_speed
 from pgarena.results.model import Cell, CellKey, Run
 from pgarena.results.summary import summarize_run
 
@@ -32,24 +26,28 @@ def _run(probes: list[float | None]) -> Run:
 
 
 def test_the_speed_is_the_spread_of_the_probes_that_were_recorded() -> None:
-    speed = host_speed(_run([5.0, None, 6.0, 5.5]).cells)
+    speed = host_speed(_run([5.0, None, 6.0, 5.5, 5.2]).cells)
     assert speed is not None
-    assert (speed.fastest_ms, speed.median_ms, speed.slowest_ms) == (5.0, 5.5, 6.0)
-    assert speed.probes == 3
-    assert speed.drift == pytest.approx(0.2)
+    assert speed.probes == (5.0, 5.2, 5.5, 6.0) and speed.median_ms == pytest.approx(5.35)
+    assert speed.quartiles_ms == pytest.approx((5.15, 5.625))
+    assert speed.drift == pytest.approx(5.625 / 5.15 - 1)
+    assert host_speed(_run([5.0, 9.0, 5.0]).cells).drift is None  # too few to tell
     assert host_speed(_run([None, None]).cells) is None  # older files, --target runs
 
 
 def test_a_run_whose_machine_slowed_down_says_so_in_its_findings_and_metadata() -> None:
-    steady, drifting = _run([5.0, 5.1, 5.2]), _run([5.0, 5.1, 5.0 * (1 + DRIFT_WARNING) + 0.1])
+    steady = _run([5.0, 5.1, 5.2, 5.0, 5.1])
+    moment = _run([5.0, 5.0, 5.1, 5.0, 5.1, 9.0])  # one slow moment: not the run's speed
+    drifting = _run([5.0, 5.0, 5.0, 6.0, 6.0, 6.0])  # half the run 20% slower
     assert drift_warning(host_speed(steady.cells)) is None
+    assert drift_warning(host_speed(moment.cells)) is None
     warning = drift_warning(host_speed(drifting.cells))
-    assert warning is not None and "moved 17%" in warning and "5.00-5.85 ms" in warning
+    assert warning is not None and "moved 20%" in warning and "5.00-6.00 ms" in warning
     said = findings(build_figures(drifting))
-    assert any(sentence.startswith("The machine's speed moved 17%") for sentence in said)
+    assert any(sentence.startswith("The machine's speed moved 20%") for sentence in said)
     assert not any("speed moved" in sentence for sentence in findings(build_figures(steady)))
     rows = dict(metadata_rows(build_figures(steady)))
-    assert rows["Machine speed"].startswith("5.10 ms median, 5.00-5.20 ms over 3 cells")
+    assert rows["Machine speed"].startswith("5.10 ms median, 5.00-5.20 ms over 5 cells")
 
 
 def test_compare_warns_when_the_two_runs_had_machines_of_different_speeds() -> None:

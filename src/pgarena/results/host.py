@@ -16,56 +16,69 @@ from dataclasses import dataclass
 
 from pgarena.results.model import Cell
 
-# Above this (slowest probe / fastest - 1), the machine's speed moved enough during a run to
-# be worth saying: more than the 5% a verdict needs, but a quiet machine's probes stay
-# within a few percent.
+# Above this (the slower quartile of the probes / the faster one - 1), the machine's speed
+# moved enough during a run to be worth saying: more than the 5% a verdict needs. The middle
+# half, not the extremes: a shared host has slow moments that last a probe and not a cell.
 DRIFT_WARNING = 0.15
 # Above this (one run's median probe / the other's - 1), two runs were measured on a machine
 # running at different speeds, and their absolute figures differ by that much for nothing.
 CHANGE_WARNING = 0.10
+# Quartiles of fewer probes than this are the extremes themselves.
+MIN_PROBES_FOR_DRIFT = 4
 
 
 @dataclass(frozen=True)
 class HostSpeed:
     """The probe's times over a run's cells (CPU milliseconds; lower is a faster machine)."""
 
-    fastest_ms: float
-    median_ms: float
-    slowest_ms: float
-    probes: int
+    probes: tuple[float, ...]  # sorted
 
     @property
-    def drift(self) -> float:
-        """How much slower the machine was at its slowest than at its fastest (0.2 = 20%)."""
-        return self.slowest_ms / self.fastest_ms - 1
+    def median_ms(self) -> float:
+        return statistics.median(self.probes)
+
+    @property
+    def quartiles_ms(self) -> tuple[float, float]:
+        """The faster and the slower quartile: the middle half of the probes lies between."""
+        q1, _, q3 = statistics.quantiles(self.probes, n=4, method="inclusive")
+        return q1, q3
+
+    @property
+    def drift(self) -> float | None:
+        """How much slower the machine was in its slower quartile than in its faster one
+        (0.2 = 20%); None with too few probes to tell."""
+        if len(self.probes) < MIN_PROBES_FOR_DRIFT:
+            return None
+        q1, q3 = self.quartiles_ms
+        return q3 / q1 - 1
 
     def describe(self) -> str:
         """One line for a report's metadata."""
         return (
-            f"{self.median_ms:.2f} ms median, {self.fastest_ms:.2f}-{self.slowest_ms:.2f} ms "
-            f"over {self.probes} cells (a fixed piece of CPU work, timed before each cell)"
+            f"{self.median_ms:.2f} ms median, {self.probes[0]:.2f}-{self.probes[-1]:.2f} ms "
+            f"over {len(self.probes)} cells (a fixed piece of CPU work, timed before each cell)"
         )
 
 
 def host_speed(cells: Iterable[Cell]) -> HostSpeed | None:
-    """The probes' spread over `cells`, or None when none was recorded (older files, runs
-    against a `--target`'s machine, which the probe cannot see)."""
-    probes = [cell.probe_ms for cell in cells if cell.probe_ms]
-    if not probes:
-        return None
-    return HostSpeed(min(probes), statistics.median(probes), max(probes), len(probes))
+    """The probes of `cells`, or None when none was recorded (older files, runs against a
+    `--target`'s machine, which the probe cannot see)."""
+    probes = sorted(cell.probe_ms for cell in cells if cell.probe_ms)
+    return HostSpeed(tuple(probes)) if probes else None
 
 
 def drift_warning(speed: HostSpeed | None) -> str | None:
     """A sentence when the machine's speed moved during the run, else None."""
-    if speed is None or speed.drift <= DRIFT_WARNING:
+    drift = speed.drift if speed is not None else None
+    if speed is None or drift is None or drift <= DRIFT_WARNING:
         return None
+    q1, q3 = speed.quartiles_ms
     return (
-        f"the machine's speed moved {speed.drift:.0%} during the run: a fixed piece of CPU "
-        f"work took {speed.fastest_ms:.2f}-{speed.slowest_ms:.2f} ms between cells (a shared "
-        "host, a changing clock). The interleaved repeats keep this run's comparisons fair and "
-        "its intervals include the change; its absolute figures are not comparable with "
-        "another run's."
+        f"the machine's speed moved {drift:.0%} during the run: a fixed piece of CPU work, "
+        f"timed before each cell, took {q1:.2f}-{q3:.2f} ms in the middle half of the cells "
+        "(a shared host, a changing clock). The interleaved repeats keep this run's "
+        "comparisons fair and its intervals include the change; its absolute figures are not "
+        "comparable with another run's."
     )
 
 
