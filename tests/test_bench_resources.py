@@ -101,8 +101,12 @@ def test_trees_that_are_not_watched_have_no_series_values() -> None:
 def _run_statements(url: str, count: int) -> None:
     """`count` statements that take a moment each, so the monitor polls in between."""
     with psycopg.connect(url, autocommit=True) as connection:
-        for number in range(count):
-            connection.execute("SELECT pg_sleep(0.05), %s::int", (number,))
+        _run_statements_on(connection, count)
+
+
+def _run_statements_on(connection: psycopg.Connection, count: int) -> None:
+    for number in range(count):
+        connection.execute("SELECT pg_sleep(0.05), %s::int", (number,))
 
 
 def test_statements_in_the_window_are_counted_without_the_monitors_own(
@@ -139,6 +143,22 @@ def test_connections_opened_at_the_windows_edges_are_growth_and_a_closed_one_is_
         late.close()
     assert usage.new_connections == 3
     assert usage.db_connections_growth == 2  # the pool grew by two; one was closed
+
+
+def test_a_named_servers_connections_are_counted_apart_from_its_idle_neighbours(
+    database_url: str,
+) -> None:
+    # Another stack's server, idle beside the one measured, closes a pooled connection.
+    neighbour = psycopg.connect(database_url, autocommit=True, application_name="pgarena-b")
+    monitor = ResourceMonitor(None, None, database_url, application_name="pgarena-a")
+    monitor.start()
+    neighbour.close()
+    with psycopg.connect(database_url, autocommit=True, application_name="pgarena-a") as own:
+        _run_statements_on(own, 6)  # the sampler sees it at work
+        usage = monitor.stop()
+    assert usage.db_connections_max == 1  # its own, not the neighbour's
+    assert usage.db_connections_growth == 1  # grew by one; the neighbour's close is not its
+    assert usage.new_connections == 1
 
 
 def test_statements_in_other_databases_are_not_counted(database_url: str, fresh_database) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -284,3 +285,22 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/users/", "/users/{user_id}", "/orders/", "/reports/top-products"} <= set(paths)
+
+
+# Connections
+
+
+def test_every_connection_a_stack_opens_carries_its_name(
+    client: TestClient, database_url: str
+) -> None:
+    assert client.get("/db").status_code == 200
+    assert client.get("/health").status_code == 200  # the control connection, too
+    stack = client.app.state.settings.stack
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        names = connection.execute(
+            "SELECT application_name, count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend' GROUP BY 1"
+        ).fetchall()
+    assert dict(names).keys() == {f"pgarena-{stack}"}  # pg_stat_activity says whose
+    assert dict(names)[f"pgarena-{stack}"] >= 2  # a pooled connection and the control one

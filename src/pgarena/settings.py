@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # Largest request body accepted; a larger one is answered 413 before it is parsed.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
+    # PostgreSQL's `application_name` on every connection the server opens, so that
+    # pg_stat_activity and the server's logs say whose a connection is (pgarena's harness
+    # counts each server's connections by it). None: `pgarena-<stack>`.
+    application_name: str | None = Field(default=None, max_length=63)
+
     @field_validator("database_url")
     @classmethod
     def _empty_url_is_none(cls, value: str | None) -> str | None:
@@ -94,6 +99,11 @@ class Settings(BaseSettings):
         if self.statement_timeout is not None:
             return round(self.statement_timeout * 1000)
         return round(self.request_deadline * 800)
+
+    @property
+    def postgres_application_name(self) -> str:
+        """`application_name`, else `pgarena-<stack>`."""
+        return self.application_name or f"pgarena-{self.stack}"
 
     @property
     def max_connections(self) -> int:

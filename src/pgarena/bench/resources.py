@@ -42,6 +42,14 @@ SAMPLE_INTERVAL_S = 0.25
 # move throughput by more than the differences pgarena reports as real.
 OTHER_CPU_WARNING_SHARE = 0.25
 
+# The server under test's backends: by its `application_name` (`pgarena-<stack>`, set by
+# `bench.servers`), so that the other stacks' servers, idle beside it with their pools open
+# (`--server-lifetime repeat`), count neither in its connections nor in its pool's growth.
+# Without a name (a `--target`), every client backend of the database but the monitor's.
+_SERVER_BACKENDS = """datname = current_database() AND backend_type = 'client backend'
+  AND pid <> pg_backend_pid()
+  AND (%(application_name)s::text IS NULL OR application_name = %(application_name)s)"""
+
 # At each edge of the window, in one statement so that the two figures describe one moment:
 # the sessions ever established to the benchmark's database, and the server's backends now.
 # Connections opened = the sessions' difference; the backends' difference is how much the
@@ -49,21 +57,17 @@ OTHER_CPU_WARNING_SHARE = 0.25
 # Read apart (a sample up to SAMPLE_INTERVAL_S away), a pool still opening its last
 # connection at an edge looked like churn. A new backend publishes its session with its
 # first idle moment's statistics, a few milliseconds after it appears; the monitor's own
-# connection was opened before the window.
+# connection was opened before the window. Sessions are counted for the whole database
+# (PostgreSQL keeps no count per application); the other servers are idle and open none.
 _EDGE_SQL = f"""
 SELECT {MONITOR_MARKER}
   (SELECT sessions FROM pg_stat_database WHERE datname = current_database()),
-  (SELECT count(*) FROM pg_stat_activity
-   WHERE datname = current_database() AND backend_type = 'client backend'
-     AND pid <> pg_backend_pid())
+  (SELECT count(*) FROM pg_stat_activity WHERE {_SERVER_BACKENDS})
 """
 
-# Backends of the server under test, not the sampler's own connection.
 _CONNECTIONS_SQL = f"""
 SELECT {MONITOR_MARKER} count(*), count(*) FILTER (WHERE state IS DISTINCT FROM 'idle')
-FROM pg_stat_activity
-WHERE datname = current_database() AND backend_type = 'client backend'
-  AND pid <> pg_backend_pid()
+FROM pg_stat_activity WHERE {_SERVER_BACKENDS}
 """
 
 
@@ -219,11 +223,17 @@ class ResourceMonitor:
     """Reads CPU and statements at the edges of a window; samples the series inside it."""
 
     def __init__(
-        self, server_pid: int | None, postgres_pid: int | None, database_url: str | None
+        self,
+        server_pid: int | None,
+        postgres_pid: int | None,
+        database_url: str | None,
+        application_name: str | None = None,
     ) -> None:
         self.server_pid = server_pid
         self.postgres_pid = postgres_pid
         self.database_url = database_url
+        # The server's connections are the backends with this name (None: all of them).
+        self._server = {"application_name": application_name}
         self._stop = threading.Event()
         self._lock = threading.Lock()  # orders the series points of the thread and stop()
         self._thread: threading.Thread | None = None
@@ -375,7 +385,7 @@ class ResourceMonitor:
             return
         try:
             self._statements.own_statement()
-            row = self._connection.execute(_CONNECTIONS_SQL).fetchone()
+            row = self._connection.execute(_CONNECTIONS_SQL, self._server).fetchone()
         except Exception:  # the database went away: stop asking, keep sampling the rest
             self._connection = None
             return
@@ -390,7 +400,7 @@ class ResourceMonitor:
             return None
         try:
             self._statements.own_statement()
-            row = self._connection.execute(_EDGE_SQL).fetchone()
+            row = self._connection.execute(_EDGE_SQL, self._server).fetchone()
         except Exception:  # the database went away
             return None
         if row is None or row[0] is None:

@@ -342,7 +342,10 @@ class _Arena:
             seed=index,
         )
         monitor = ResourceMonitor(
-            server.pid if server else None, self.postgres_pid, self.config.database_url
+            server.pid if server else None,
+            self.postgres_pid,
+            self.config.database_url,
+            server.application_name if server else None,
         )
         monitor.prepare()  # connect now, so that the window opens on time
         usage: list[WindowUsage] = []

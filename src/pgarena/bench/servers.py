@@ -90,7 +90,14 @@ class ServerProcess:
             "--stack", stack, "--host", host, "--port", str(self.port),
             *options.arguments(),
         ]  # fmt: skip
-        environment = {**os.environ, "DATABASE_URL": database_url}
+        # The name its connections carry in pg_stat_activity, by which the harness counts
+        # them apart from other servers' (`bench.resources`).
+        self.application_name = f"pgarena-{stack}"
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "PGARENA_APPLICATION_NAME": self.application_name,
+        }
         if options.transaction_pooler:
             environment["PGARENA_TRANSACTION_POOLER"] = "true"
         environment.update(options.environment)

@@ -43,7 +43,9 @@ def create_app(settings: Settings) -> FastAPI:
             # The thread pool that runs `def` endpoints (anyio's default is 40 threads).
             anyio.to_thread.current_default_thread_limiter().total_tokens = settings.thread_count
         health_url = url_for(settings.database_url or "", "libpq")
-        app.state.control = ControlConnection(health_url, settings.health_timeout)
+        app.state.control = ControlConnection(
+            health_url, settings.health_timeout, settings.postgres_application_name
+        )
         async with implementation.open_database(settings, url) as database:
             app.state.database = database
             # Everything built so far (modules, the app, the engine or pool) lives as long as

@@ -28,9 +28,10 @@ log = logging.getLogger("pgarena.service")
 
 
 class ControlConnection:
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, application_name: str) -> None:
         self.url = url  # libpq form
         self.timeout = timeout
+        self.application_name = application_name
         self._connection: psycopg.AsyncConnection | None = None
         self._ping: asyncio.Task[bool] | None = None
         self._cancels: set[asyncio.Task[None]] = set()  # referenced until done
@@ -60,7 +61,10 @@ class ControlConnection:
         async with self._connecting:
             if self._connection is None or self._connection.closed:
                 self._connection = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=max(2, math.ceil(self.timeout))
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=max(2, math.ceil(self.timeout)),
+                    application_name=self.application_name,
                 )
             return self._connection
 

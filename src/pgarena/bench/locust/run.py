@@ -172,7 +172,10 @@ class _LocustArena:
         except ServerFailed as failure:
             return failed_cell(planned, started_at, str(failure))
         monitor = ResourceMonitor(
-            server.pid if server else None, self.postgres_pid, self.config.database_url
+            server.pid if server else None,
+            self.postgres_pid,
+            self.config.database_url,
+            server.application_name if server else None,
         )
         monitor.prepare()
         usage: list[WindowUsage] = []

@@ -8,8 +8,11 @@
 - a connect timeout: on a server that accepts TCP but does not answer (frozen, overloaded),
   opening a connection gives up instead of waiting for the kernel's TCP timeout. libpq
   counts whole seconds and takes no less than 2.
+- `application_name` (`Settings.postgres_application_name`, `pgarena-<stack>` by default):
+  pg_stat_activity and PostgreSQL's logs say which service a connection belongs to. A
+  pooler in transaction mode accepts it too (PgBouncer tracks it per client).
 
-Behind a transaction pooler (`Settings.transaction_pooler`) nothing goes in the startup
+Behind a transaction pooler (`Settings.transaction_pooler`) no timeout goes in the startup
 packet: PgBouncer refuses a startup parameter it does not know (asyncpg's
 `server_settings`) and drops libpq's `options`. The pooler sets the timeout on each server
 connection it opens instead (`database/pgbouncer.py`, `connect_query`).
@@ -33,7 +36,10 @@ def connect_timeout_s(settings: Settings) -> int:
 
 def libpq_options(settings: Settings) -> dict[str, Any]:
     """Connection keywords for psycopg2 and psycopg 3 (libpq underneath)."""
-    options: dict[str, Any] = {"connect_timeout": connect_timeout_s(settings)}
+    options: dict[str, Any] = {
+        "connect_timeout": connect_timeout_s(settings),
+        "application_name": settings.postgres_application_name,
+    }
     if settings.statement_timeout_ms and not settings.transaction_pooler:
         options["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     return options
@@ -41,7 +47,7 @@ def libpq_options(settings: Settings) -> dict[str, Any]:
 
 def asyncpg_options(settings: Settings) -> dict[str, Any]:
     """Connection keywords for asyncpg (`connect`, `create_pool`)."""
-    options: dict[str, Any] = {"timeout": connect_timeout_s(settings)}
+    server_settings = {"application_name": settings.postgres_application_name}
     if settings.statement_timeout_ms and not settings.transaction_pooler:
-        options["server_settings"] = {"statement_timeout": str(settings.statement_timeout_ms)}
-    return options
+        server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+    return {"timeout": connect_timeout_s(settings), "server_settings": server_settings}
