@@ -20,6 +20,8 @@ class KnownServer:
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.count = 0
+        self.abandoned = 0  # requests whose client closed the connection before the answer
+        self.handling = 0  # requests received and not yet answered or abandoned
         self.stall_until = 0.0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -54,12 +56,19 @@ class KnownServer:
                 if length:
                     await reader.readexactly(length)
                 self.count += 1
-                path = head.split(b" ")[1].decode()
-                if self.delay_s:
-                    await asyncio.sleep(self.delay_s)
-                while (wait := self.stall_until - time.monotonic()) > 0:
-                    await asyncio.sleep(wait)
-                writer.write(self._answer(path))
+                self.handling += 1
+                try:
+                    path = head.split(b" ")[1].decode()
+                    if self.delay_s:
+                        await asyncio.sleep(self.delay_s)
+                    while (wait := self.stall_until - time.monotonic()) > 0:
+                        await asyncio.sleep(wait)
+                    if reader.at_eof() or writer.transport.is_closing():  # the client left
+                        self.abandoned += 1
+                        return
+                    writer.write(self._answer(path))
+                finally:
+                    self.handling -= 1
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
@@ -75,6 +84,13 @@ class KnownServer:
             )
         body = b'{"surprise": true}' if path == "/wrong-body" else b'{"id": 1, "ok": true}'
         return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Return once no request is being handled (answered or found abandoned)."""
+        deadline = time.monotonic() + timeout
+        while self.handling:
+            assert time.monotonic() < deadline, f"{self.handling} requests still handled"
+            time.sleep(0.01)  # polling the server's thread
 
     def close(self) -> None:
         """Stop serving and end the thread."""

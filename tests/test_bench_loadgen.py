@@ -54,6 +54,21 @@ def test_closed_loop_counts_every_answer_and_latency_includes_the_server_delay(
     assert decoded.get_total_count() == result.ok
 
 
+def test_requests_in_flight_when_the_window_closes_are_answered_not_abandoned(
+    generator: LoadGenerator,
+) -> None:
+    # A connection closed under a request makes a real server cancel its work (and some
+    # drivers close their connection), which the next cell on a kept server would pay for.
+    with KnownServer(delay_s=0.1) as server:
+        job = LoadJob("127.0.0.1", server.port, get("/x"), 8, duration_s=0.55, warmup_s=0)
+        result = generator.run(job)
+        server.wait_idle()
+        abandoned, received = server.abandoned, server.count
+    assert result.ok > 0 and result.error_count == 0
+    assert abandoned == 0
+    assert received > result.requests  # those in flight were answered, and not counted
+
+
 def test_a_fixed_number_of_requests_is_sent_exactly(generator: LoadGenerator) -> None:
     with KnownServer(delay_s=0.002) as server:
         result = generator.run(LoadJob("127.0.0.1", server.port, get("/x"), 3, None, 250))
