@@ -116,9 +116,8 @@ def test_two_runs_with_the_same_settings_are_not_a_regression_beyond_5_percent(
     [cell] = report["cells"]
     assert cell["verdict"] == "within noise"
     assert report["threshold"] == pytest.approx(0.05)
-    # Measured set-up times (seed_seconds) differ between runs; settings do not. The
-    # machine's speed may (`results.host`): on a busy machine that warning is the truth.
-    assert [w for w in report["warnings"] if not w.startswith("the machine ran")] == []
+    # Measured set-up times (seed_seconds) differ between runs; settings do not.
+    assert report["warnings"] == []
 
 
 def test_a_threshold_wider_than_the_change_hides_it(sleep_50ms: Path, sleep_200ms: Path) -> None:

@@ -20,7 +20,6 @@ from rich.text import Text
 from pgarena.bench.calibrate import TARGET_RATIO, Calibration
 from pgarena.bench.loadgen import Progress
 from pgarena.bench.plan import SERVER_START_ESTIMATE_S, Plan, PlannedCell, format_duration
-from pgarena.results.host import drift_warning, host_speed
 from pgarena.results.model import Cell, Run, Summary
 from pgarena.results.stats import Comparison, Estimate
 from pgarena.results.verdicts import VERDICT_RULE, stack_comparisons
@@ -177,9 +176,6 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
     out.print(
         f"  verdicts against {run.stacks[0] if run.stacks else 'the first stack'}: {VERDICT_RULE}"
     )
-    drift = drift_warning(host_speed(run.cells))
-    if drift:
-        out.print(f"  [yellow]![/] {drift}", highlight=False)
     failed = len(run.failed_cells)
     if failed:
         out.print(f"[red]{failed} of {len(run.cells)} cells failed[/]")

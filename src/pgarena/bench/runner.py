@@ -25,7 +25,6 @@ from pgarena.bench.cells import failed_cell, measured_cell
 from pgarena.bench.database import PreparedDatabase, arena_database
 from pgarena.bench.loadgen import LoadGenerator, LoadJob, Progress
 from pgarena.bench.plan import Plan, PlannedCell
-from pgarena.bench.probe import probe_ms
 from pgarena.bench.resources import ResourceMonitor, WindowUsage, postmaster_pid
 from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
 from pgarena.bench.workloads import RESET_POLICY, DataSizes
@@ -304,8 +303,6 @@ class _Arena:
     # -- one cell --
 
     def run_cell(self, generator: LoadGenerator, index: int, key: PlannedCell) -> Cell:
-        # The machine's speed now, while nothing of this cell runs yet (`results.host`).
-        probe = probe_ms() if self.plan.start_servers else None
         started_at = utc_now()
         server: ServerProcess | None = None
         server_start_s: float | None = None
@@ -412,7 +409,6 @@ class _Arena:
             cell,
             profile=profile[0] if profile else None,
             server_start_s=server_start_s,
-            probe_ms=probe,
             server_log=str(server.log_path.relative_to(self.config.out_dir)) if server else None,
         )
 

@@ -30,7 +30,6 @@ from pgarena.report.formatting import diff_interval, diff_percent, number
 from pgarena.report.markdown import markdown_table
 from pgarena.report.tables import Entry, Table
 from pgarena.results.file import load_run
-from pgarena.results.host import change_warning, host_speed
 from pgarena.results.model import CellKey, Run, Summary
 from pgarena.results.stats import Comparison, Estimate, benjamini_hochberg, compare_estimates, holm
 
@@ -172,7 +171,6 @@ def setting_warnings(base: Run, new: Run) -> list[str]:
         _differences("run plans", base.plan, new.plan, PLAN_FIELDS),
         _differences("package versions", base_meta.get("packages"), new_meta.get("packages")),
     ]
-    checks.append(change_warning(host_speed(base.cells), host_speed(new.cells)))
     warnings = [check for check in checks if check]
     for name, run in (("BASE", base), ("NEW", new)):
         if run.status != "complete":

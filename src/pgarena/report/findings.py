@@ -12,7 +12,6 @@ import math
 
 from pgarena.report.figures import CPU_PARTS, RunFigures, StackComparison
 from pgarena.report.formatting import DASH, difference_sentence, listing
-from pgarena.results.host import drift_warning, host_speed
 
 # How the CPU parts are named in sentences.
 CPU_PART_NAMES = {
@@ -187,9 +186,6 @@ def _run_findings(figures: RunFigures) -> list[str]:
             f"This run is {status}: it holds {finished} measured repeats; "
             "cells that never ran are missing from every table."
         )
-    drift = drift_warning(host_speed(figures.run.cells))
-    if drift:
-        sentences.append(drift[0].upper() + drift[1:])
     target = figures.metadata.get("target")
     if target:
         sentences.append(

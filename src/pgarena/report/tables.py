@@ -22,7 +22,6 @@ from pgarena.report.formatting import (
     seconds,
     verdict,
 )
-from pgarena.results.host import host_speed
 
 
 @dataclass(frozen=True)
@@ -226,9 +225,6 @@ def metadata_rows(figures: RunFigures) -> list[tuple[str, str]]:
             ),
             ("OS / Python", f"{machine.get('os', '?')} / {machine.get('python', '?')}"),
         ]
-    speed = host_speed(run.cells)
-    if speed is not None:
-        rows.append(("Machine speed", speed.describe()))
     revision = meta.get("git_revision") or "unknown"
     rows.append(("pgarena", f"{meta.get('pgarena_version', '?')} (git {revision})"))
     if meta.get("target"):

@@ -208,9 +208,6 @@ class Cell(Keyed):
     series: tuple[SeriesPoint, ...] = ()
     steady: Steady | None = None
     server_start_s: float | None = None
-    # CPU milliseconds of a fixed piece of work timed just before the cell (`bench.probe`):
-    # the machine's speed then. None against a `--target` and in files written before it.
-    probe_ms: float | None = None
     server_log: str | None = None
     profile: str | None = None  # `--profile`: the flame graph (SVG) of this cell, relative path
 
