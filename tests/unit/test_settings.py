@@ -62,6 +62,16 @@ def test_threads_default_to_the_pools_maximum() -> None:
     assert Settings(pool_size=3, max_overflow=2, threads=40).thread_count == 40
 
 
+def test_connections_are_named_after_the_stack_unless_named_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(stack="sync-raw").postgres_application_name == "pgarena-sync-raw"
+    monkeypatch.setenv("PGARENA_APPLICATION_NAME", "orders-api")
+    assert Settings(stack="sync-raw").postgres_application_name == "orders-api"
+    with pytest.raises(ValidationError):  # PostgreSQL would cut it at 63 bytes
+        Settings(application_name="x" * 64)
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("port", 70000), ("workers", 0), ("pool_size", 0), ("health_timeout", 0), ("typo", 1)],
