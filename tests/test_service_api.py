@@ -8,6 +8,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from pgarena.service.app import create_app
 from pgarena.service.stacks import STACKS
@@ -304,3 +305,59 @@ def test_every_connection_a_stack_opens_carries_its_name(
         ).fetchall()
     assert dict(names).keys() == {f"pgarena-{stack}"}  # pg_stat_activity says whose
     assert dict(names)[f"pgarena-{stack}"] >= 2  # a pooled connection and the control one
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users/{id}",
+        "/users/{id}/orders",
+        "/reports/summary",
+        "/db",
+        "/queries?queries=3",
+        "/fortunes",
+    ],
+)
+def test_a_read_sends_its_statements_alone_with_no_begin_or_commit(
+    client: TestClient, database_url: str, path: str
+) -> None:
+    # A transaction around a read adds a BEGIN and a COMMIT round trip and changes nothing
+    # in what it answers. The connection the read used is the one whose state changed last;
+    # its last statement is the read's own, not a COMMIT (or a ROLLBACK on its way back);
+    # on psycopg2 it may be the SET that leaves autocommit (`orm.AUTOCOMMIT`). A
+    # connection a pool opened for the read but did not use has sent nothing: left out.
+    user = new_user(client)
+    assert client.get(path.format(id=user["id"])).status_code == 200
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        (last,) = connection.execute(
+            "SELECT query FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend' AND query <> '' "
+            "ORDER BY state_change DESC LIMIT 1"
+        ).fetchone()
+    assert last.split(None, 1)[0].upper() in {"SELECT", "SET"}, last
+
+
+@pytest.mark.parametrize("stack", ["sync", "sync-psycopg3", "async", "async-psycopg3"])
+def test_a_pooled_connection_its_driver_knows_is_closed_is_replaced_not_handed_out(
+    database_url: str, stack: str
+) -> None:
+    # A driver marks a connection closed when it sees its socket fail. Handed out again, the
+    # read's switch to autocommit would raise the driver's own error, which SQLAlchemy does
+    # not wrap: a 500. The pool must open another instead.
+    app = create_app(Settings(database_url=database_url, stack=stack, pool_size=1))
+    with TestClient(app) as client:
+        engine = app.state.database.sessions.kw["bind"]
+        pool = getattr(engine, "sync_engine", engine).pool
+        returned: list = []
+        event.listen(pool, "checkin", lambda connection, _: returned.append(connection))
+        assert client.get("/db").status_code == 200
+        driver = getattr(returned[-1], "driver_connection", returned[-1])
+        if hasattr(driver, "terminate"):  # asyncpg
+            driver.terminate()
+        elif hasattr(driver, "pgconn"):  # psycopg 3: closed where the loop cannot await it
+            driver.pgconn.finish()
+        else:  # psycopg2
+            driver.close()
+        assert client.get("/db").status_code == 200
+        assert client.get("/users/1").status_code == 404

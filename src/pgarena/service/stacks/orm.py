@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 from sqlalchemy import Select, event, func, select
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
@@ -19,6 +20,8 @@ from pgarena.service.stacks.connect import asyncpg_options, libpq_options
 from pgarena.settings import Settings
 
 Row = TypeVar("Row", bound=Base)
+
+AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def engine_options(settings: Settings, url: str) -> dict[str, Any]:
@@ -43,6 +46,31 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
     return options
 
 
+def read_options(settings: Settings, url: str) -> dict[str, Any]:
+    """How a read takes its connection (`Session.connection(execution_options=...)`).
+
+    In autocommit, so its statements go alone, with no BEGIN before and no COMMIT after, as
+    the raw stacks send theirs: a read by primary key is one round trip instead of three,
+    and on a one-row read the transaction was most of the ORM's cost. What a read gives up
+    is one snapshot for all its statements: each sees the data as of its own start. Every
+    read of this API is one statement, or several whose answers need no common snapshot
+    (the user, then their orders; TechEmpower's independent rows).
+
+    The pool gives the connection its default back (a transaction per unit of work) when it
+    is returned. On asyncpg and psycopg 3 both switches are client-side settings, with no
+    round trip. psycopg2 sends `SET default_transaction_isolation TO DEFAULT` as it leaves
+    autocommit once SQLAlchemy's reset has named READ COMMITTED on the connection, so a read
+    there is its statements plus one SET: two round trips by primary key, not three.
+
+    Behind a transaction pooler asyncpg keeps the transaction: SQLAlchemy's dialect prepares
+    each statement by name in one round trip and runs it in the next, and in autocommit the
+    pooler may send the two to different backends ("prepared statement ... does not exist").
+    """
+    if settings.transaction_pooler and url.startswith("postgresql+asyncpg:"):
+        return {}
+    return AUTOCOMMIT
+
+
 def pooler_connect_args(url: str) -> dict[str, Any]:
     """Driver options for a pooler in transaction mode (PgBouncer), where the next
     transaction may run on another backend: no prepared statement may be reused by name.
@@ -61,6 +89,36 @@ def pooler_connect_args(url: str) -> dict[str, Any]:
             "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
         }
     return {}
+
+
+def is_closed(connection: Any) -> bool:
+    """Whether the driver already knows `connection` is closed: no round trip. SQLAlchemy's
+    asyncio adapters wrap the driver's connection (`driver_connection`)."""
+    driver = getattr(connection, "driver_connection", connection)
+    if driver is None:  # an adapter whose connection is gone
+        return True
+    if hasattr(driver, "is_closed"):  # asyncpg
+        return bool(driver.is_closed())
+    return bool(driver.closed)  # psycopg2 (a number), psycopg 3
+
+
+def hand_out_open_connections(pool: Pool) -> None:
+    """Never hand out a connection its driver knows is closed: the pool drops it and opens
+    another (SQLAlchemy retries a checkout that raises `DisconnectionError`).
+
+    A driver marks a connection closed when it sees its socket fail, and SQLAlchemy does not
+    always learn of it. Handed out, the connection used to fail its first statement, wrapped
+    by SQLAlchemy and answered 503. A read now first switches it to autocommit
+    (`read_options`), and that switch raises the driver's own error, which SQLAlchemy does
+    not wrap: a 500. Checked here, it costs one attribute read and no request fails.
+    """
+
+    def checkout(dbapi_connection: Any, *_: Any) -> None:
+        if is_closed(dbapi_connection):
+            raise DisconnectionError("the driver closed this connection")
+
+    # First among the checkout listeners: the others count a connection that is handed out.
+    event.listen(pool, "checkout", checkout, insert=True)
 
 
 def track_pool(pool: Pool, settings: Settings) -> None:

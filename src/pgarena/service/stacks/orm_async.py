@@ -4,8 +4,10 @@ request.
 Read it side by side with `orm_sync.py`: the statements are the same, only the
 execution model differs.
 
-Every operation is one transaction (`@unit_of_work`) that returns its connection to the pool
-before the endpoint returns, as in `orm_sync.py`, where that is what avoids a deadlock; here it
+Every operation that writes is one transaction (`@unit_of_work`); every operation that only
+reads runs in autocommit (`@read`, see `orm.read_options`), its statements sent alone as the
+raw stacks send theirs. Either way the operation returns its connection to the pool before
+the endpoint returns, as in `orm_sync.py`, where that is what avoids a deadlock; here it
 keeps connections busy no longer than the work needs.
 
 Operations take their turn for a connection in arrival order (`turns.py`), as in
@@ -72,16 +74,33 @@ def unit_of_work(operation: Operation) -> Operation:
     return run  # type: ignore[return-value]
 
 
+def read(operation: Operation) -> Operation:
+    """Run a store operation that only reads, in autocommit: one round trip per statement.
+    The session's transaction only holds the connection; it sends no BEGIN and no COMMIT."""
+
+    @functools.wraps(operation)
+    async def run(store: OrmStore, *args: Any) -> Any:
+        await store.database.turns.take()
+        try:
+            async with store.session.begin():
+                await store.session.connection(execution_options=store.database.read_options)
+                return await operation(store, *args)
+        finally:
+            store.database.turns.give_back()
+
+    return run  # type: ignore[return-value]
+
+
 class OrmStore:
     def __init__(self, session: AsyncSession, database: OrmDatabase) -> None:
         self.session = session
         self.database = database
 
-    @unit_of_work
+    @read
     async def get_user(self, user_id: int) -> UserPublic:
         return UserPublic.model_validate(await self._get(User, user_id))
 
-    @unit_of_work
+    @read
     async def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
         users = await self.session.scalars(select(User).order_by(User.id).offset(skip).limit(limit))
         return [UserPublic.model_validate(user) for user in users]
@@ -98,11 +117,11 @@ class OrmStore:
     async def delete_user(self, user_id: int) -> None:
         await self._delete(User, user_id)
 
-    @unit_of_work
+    @read
     async def get_product(self, product_id: int) -> ProductPublic:
         return ProductPublic.model_validate(await self._get(Product, product_id))
 
-    @unit_of_work
+    @read
     async def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
         products = await self.session.scalars(
             select(Product).order_by(Product.id).offset(skip).limit(limit)
@@ -132,14 +151,14 @@ class OrmStore:
         order = Order(user=user, product=product, quantity=data.quantity, unit_price=product.price)
         return OrderPublic.model_validate(await self._add(order))
 
-    @unit_of_work
+    @read
     async def get_order(self, order_id: int) -> OrderPublic:
         order = await self.session.scalar(orm.order_with_relations().where(Order.id == order_id))
         if order is None:
             raise NotFound("Order")
         return OrderPublic.model_validate(order)
 
-    @unit_of_work
+    @read
     async def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
         await self._get(User, user_id)
         orders = await self.session.scalars(
@@ -151,7 +170,7 @@ class OrmStore:
         )
         return [OrderPublic.model_validate(order) for order in orders]
 
-    @unit_of_work
+    @read
     async def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
         rows = await self.session.execute(orm.top_products(limit, since))
         return [TopProduct.model_validate(row) for row in rows]
@@ -164,15 +183,15 @@ class OrmStore:
         )
         return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
 
-    @unit_of_work
+    @read
     async def sleep(self, seconds: float) -> None:
         await self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
 
-    @unit_of_work
+    @read
     async def get_world(self, world_id: int) -> WorldPublic:
         return orm.world_public(await self._get(World, world_id))
 
-    @unit_of_work
+    @read
     async def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
         # session.get, the ORM's load by primary key: the identity map lives for one request
         # and a request's ids are distinct, so each id costs one statement.
@@ -186,7 +205,7 @@ class OrmStore:
         # The flush at commit sends the UPDATEs as one executemany, sorted by primary key.
         return [orm.world_public(world) for world in worlds]
 
-    @unit_of_work
+    @read
     async def list_fortunes(self) -> list[FortunePublic]:
         fortunes = await self.session.scalars(select(Fortune))
         return [{"id": fortune.id, "message": fortune.message} for fortune in fortunes]
@@ -217,9 +236,15 @@ class OrmStore:
 
 
 class OrmDatabase:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        read_options: dict[str, Any],
+    ) -> None:
         self.sessions = sessions
         self.turns = Turns(settings.max_connections, settings.pool_timeout, PoolTimeout)
+        self.read_options = read_options  # how a read takes its connection (autocommit)
 
     def store(self) -> OrmStore:
         """One request's store. Its session needs no closing: each operation's transaction
@@ -230,7 +255,8 @@ class OrmDatabase:
     async def scalar(self, statement: Executable) -> Any:
         await self.turns.take()
         try:
-            async with self.sessions() as session:
+            async with self.sessions.begin() as session:  # as `read` does, and closed after
+                await session.connection(execution_options=self.read_options)
                 return await session.scalar(statement)
         finally:
             self.turns.give_back()
@@ -277,11 +303,12 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDataba
     if url.startswith("postgresql+psycopg:"):
         options["async_creator"] = connect_to_the_end(url, options.pop("connect_args"))
     engine = create_async_engine(url, **options)
+    orm.hand_out_open_connections(engine.sync_engine.pool)
     orm.track_pool(engine.sync_engine.pool, settings)
     orm.cancel_on_disconnect(engine.sync_engine.pool)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:
-        yield OrmDatabase(sessions, settings)
+        yield OrmDatabase(sessions, settings, orm.read_options(settings, url))
     finally:
         await engine.dispose()

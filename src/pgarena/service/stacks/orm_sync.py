@@ -3,9 +3,11 @@
 Read it side by side with `orm_async.py`: the statements are the same, only the
 execution model differs.
 
-Every operation is one transaction (`@unit_of_work`) that returns its connection to the pool
-before the endpoint returns. Holding it until the session dependency closes would deadlock
-under load: FastAPI validates a `def` endpoint's response on the same thread pool, so threads
+Every operation that writes is one transaction (`@unit_of_work`); every operation that only
+reads runs in autocommit (`@read`, see `orm.read_options`), its statements sent alone as the
+raw stacks send theirs. Either way the operation returns its connection to the pool before
+the endpoint returns. Holding it until the session dependency closes would deadlock under
+load: FastAPI validates a `def` endpoint's response on the same thread pool, so threads
 waiting for a connection would wait on connections whose requests wait for a thread
 (fastapi/fastapi#3205, #12066).
 """
@@ -63,16 +65,29 @@ def unit_of_work(operation: Operation) -> Operation:
     return run  # type: ignore[return-value]
 
 
+def read(operation: Operation) -> Operation:
+    """Run a store operation that only reads, in autocommit: one round trip per statement.
+    The session's transaction only holds the connection; it sends no BEGIN and no COMMIT."""
+
+    @functools.wraps(operation)
+    def run(store: OrmStore, *args: Any) -> Any:
+        with store.session.begin():
+            store.session.connection(execution_options=store.database.read_options)
+            return operation(store, *args)
+
+    return run  # type: ignore[return-value]
+
+
 class OrmStore:
     def __init__(self, session: Session, database: OrmDatabase) -> None:
         self.session = session
         self.database = database
 
-    @unit_of_work
+    @read
     def get_user(self, user_id: int) -> UserPublic:
         return UserPublic.model_validate(self._get(User, user_id))
 
-    @unit_of_work
+    @read
     def list_users(self, skip: int, limit: int) -> Sequence[UserPublic]:
         users = self.session.scalars(select(User).order_by(User.id).offset(skip).limit(limit))
         return [UserPublic.model_validate(user) for user in users]
@@ -89,11 +104,11 @@ class OrmStore:
     def delete_user(self, user_id: int) -> None:
         self._delete(User, user_id)
 
-    @unit_of_work
+    @read
     def get_product(self, product_id: int) -> ProductPublic:
         return ProductPublic.model_validate(self._get(Product, product_id))
 
-    @unit_of_work
+    @read
     def list_products(self, skip: int, limit: int) -> Sequence[ProductPublic]:
         products = self.session.scalars(
             select(Product).order_by(Product.id).offset(skip).limit(limit)
@@ -122,14 +137,14 @@ class OrmStore:
         order = Order(user=user, product=product, quantity=data.quantity, unit_price=product.price)
         return OrderPublic.model_validate(self._add(order))
 
-    @unit_of_work
+    @read
     def get_order(self, order_id: int) -> OrderPublic:
         order = self.session.scalar(orm.order_with_relations().where(Order.id == order_id))
         if order is None:
             raise NotFound("Order")
         return OrderPublic.model_validate(order)
 
-    @unit_of_work
+    @read
     def list_user_orders(self, user_id: int, skip: int, limit: int) -> Sequence[OrderPublic]:
         self._get(User, user_id)
         orders = self.session.scalars(
@@ -141,7 +156,7 @@ class OrmStore:
         )
         return [OrderPublic.model_validate(order) for order in orders]
 
-    @unit_of_work
+    @read
     def top_products(self, limit: int, since: datetime | None) -> Sequence[TopProduct]:
         rows = self.session.execute(orm.top_products(limit, since))
         return [TopProduct.model_validate(row) for row in rows]
@@ -152,15 +167,15 @@ class OrmStore:
         users, products, orders, revenue = (future.result() for future in futures)
         return StoreSummary(users=users, products=products, orders=orders, revenue=revenue)
 
-    @unit_of_work
+    @read
     def sleep(self, seconds: float) -> None:
         self.session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
 
-    @unit_of_work
+    @read
     def get_world(self, world_id: int) -> WorldPublic:
         return orm.world_public(self._get(World, world_id))
 
-    @unit_of_work
+    @read
     def get_worlds(self, world_ids: Sequence[int]) -> list[WorldPublic]:
         # session.get, the ORM's load by primary key: the identity map lives for one request
         # and a request's ids are distinct, so each id costs one statement.
@@ -174,7 +189,7 @@ class OrmStore:
         # The flush at commit sends the UPDATEs as one executemany, sorted by primary key.
         return [orm.world_public(world) for world in worlds]
 
-    @unit_of_work
+    @read
     def list_fortunes(self) -> list[FortunePublic]:
         fortunes = self.session.scalars(select(Fortune))
         return [{"id": fortune.id, "message": fortune.message} for fortune in fortunes]
@@ -205,9 +220,15 @@ class OrmStore:
 
 
 class OrmDatabase:
-    def __init__(self, sessions: sessionmaker[Session], executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        executor: ThreadPoolExecutor,
+        read_options: dict[str, Any],
+    ) -> None:
         self.sessions = sessions
         self.executor = executor
+        self.read_options = read_options  # how a read takes its connection (autocommit)
 
     def store(self) -> OrmStore:
         """One request's store. Its session needs no closing: each operation's transaction
@@ -216,7 +237,8 @@ class OrmDatabase:
         return OrmStore(self.sessions(), self)
 
     def scalar(self, statement: Executable) -> Any:
-        with self.sessions() as session:
+        with self.sessions.begin() as session:  # as `read` does, and closed after
+            session.connection(execution_options=self.read_options)
             return session.scalar(statement)
 
     def ping(self) -> None:
@@ -226,13 +248,14 @@ class OrmDatabase:
 @asynccontextmanager
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
     engine = create_engine(url, **orm.engine_options(settings, url))
+    orm.hand_out_open_connections(engine.pool)
     orm.track_pool(engine.pool, settings)
     orm.cancel_on_disconnect(engine.pool)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
     sessions = sessionmaker(engine, expire_on_commit=False)
     executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")
     try:
-        yield OrmDatabase(sessions, executor)
+        yield OrmDatabase(sessions, executor, orm.read_options(settings, url))
     finally:
         executor.shutdown(cancel_futures=True)
         engine.dispose()
