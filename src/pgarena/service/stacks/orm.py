@@ -57,15 +57,20 @@ def read_options(settings: Settings, url: str) -> dict[str, Any]:
     (the user, then their orders; TechEmpower's independent rows).
 
     The pool gives the connection its default back (a transaction per unit of work) when it
-    is returned. On asyncpg and psycopg 3 both switches are client-side settings, with no
-    round trip. psycopg2 sends `SET default_transaction_isolation TO DEFAULT` as it leaves
-    autocommit once SQLAlchemy's reset has named READ COMMITTED on the connection, so a read
-    there is its statements plus one SET: two round trips by primary key, not three.
+    is returned; on asyncpg and psycopg 3 both switches are client-side settings, with no
+    round trip. Two setups keep the transaction around reads:
 
-    Behind a transaction pooler asyncpg keeps the transaction: SQLAlchemy's dialect prepares
-    each statement by name in one round trip and runs it in the next, and in autocommit the
-    pooler may send the two to different backends ("prepared statement ... does not exist").
+    - psycopg2 (`sync`): once SQLAlchemy's reset has named READ COMMITTED on a connection,
+      psycopg2 sends `SET default_transaction_isolation TO DEFAULT` each time it leaves
+      autocommit, and SQLAlchemy sends that reset as the connection goes back to the pool,
+      where a failure is not caught: a read that had its answer failed with the driver's
+      raw error (a 500), and the pool lost the connection, when PostgreSQL restarted.
+    - asyncpg behind a transaction pooler: SQLAlchemy's dialect prepares each statement by
+      name in one round trip and runs it in the next, and in autocommit the pooler may send
+      the two to different backends ("prepared statement ... does not exist").
     """
+    if url.startswith("postgresql+psycopg2:"):
+        return {}
     if settings.transaction_pooler and url.startswith("postgresql+asyncpg:"):
         return {}
     return AUTOCOMMIT

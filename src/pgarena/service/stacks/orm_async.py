@@ -75,8 +75,9 @@ def unit_of_work(operation: Operation) -> Operation:
 
 
 def read(operation: Operation) -> Operation:
-    """Run a store operation that only reads, in autocommit: one round trip per statement.
-    The session's transaction only holds the connection; it sends no BEGIN and no COMMIT."""
+    """Run a store operation that only reads, in autocommit where `orm.read_options` says
+    so: one round trip per statement, as the session's transaction then only holds the
+    connection and sends no BEGIN and no COMMIT."""
 
     @functools.wraps(operation)
     async def run(store: OrmStore, *args: Any) -> Any:

@@ -4,8 +4,8 @@ Read it side by side with `orm_async.py`: the statements are the same, only the
 execution model differs.
 
 Every operation that writes is one transaction (`@unit_of_work`); every operation that only
-reads runs in autocommit (`@read`, see `orm.read_options`), its statements sent alone as the
-raw stacks send theirs. Either way the operation returns its connection to the pool before
+reads runs in autocommit on psycopg 3 (`@read`, see `orm.read_options`), its statements sent
+alone as the raw stacks send theirs, and in a transaction on psycopg2. Either way the operation returns its connection to the pool before
 the endpoint returns. Holding it until the session dependency closes would deadlock under
 load: FastAPI validates a `def` endpoint's response on the same thread pool, so threads
 waiting for a connection would wait on connections whose requests wait for a thread
@@ -66,8 +66,9 @@ def unit_of_work(operation: Operation) -> Operation:
 
 
 def read(operation: Operation) -> Operation:
-    """Run a store operation that only reads, in autocommit: one round trip per statement.
-    The session's transaction only holds the connection; it sends no BEGIN and no COMMIT."""
+    """Run a store operation that only reads, in autocommit where `orm.read_options` says
+    so: one round trip per statement, as the session's transaction then only holds the
+    connection and sends no BEGIN and no COMMIT."""
 
     @functools.wraps(operation)
     def run(store: OrmStore, *args: Any) -> Any:
