@@ -5,11 +5,11 @@ execution model differs.
 
 Every operation that writes is one transaction (`@unit_of_work`); every operation that only
 reads runs in autocommit on psycopg 3 (`@read`, see `orm.read_options`), its statements sent
-alone as the raw stacks send theirs, and in a transaction on psycopg2. Either way the operation returns its connection to the pool before
-the endpoint returns. Holding it until the session dependency closes would deadlock under
-load: FastAPI validates a `def` endpoint's response on the same thread pool, so threads
-waiting for a connection would wait on connections whose requests wait for a thread
-(fastapi/fastapi#3205, #12066).
+alone as the raw stacks send theirs, and in a transaction on psycopg2. Either way the
+operation returns its connection to the pool before the endpoint returns. Holding it until
+the session dependency closes would deadlock under load: FastAPI validates a `def`
+endpoint's response on the same thread pool, so threads waiting for a connection would wait
+on connections whose requests wait for a thread (fastapi/fastapi#3205, #12066).
 """
 
 from __future__ import annotations
