@@ -343,22 +343,29 @@ def test_a_read_sends_its_statements_alone_with_no_begin_or_commit(
 def test_a_pooled_connection_its_driver_knows_is_closed_is_replaced_not_handed_out(
     database_url: str, stack: str
 ) -> None:
-    # A driver marks a connection closed when it sees its socket fail. Handed out again, the
-    # read's switch to autocommit would raise the driver's own error, which SQLAlchemy does
-    # not wrap: a 500. The pool must open another instead.
+    # A driver marks a connection closed when it sees its socket fail. Handed out again, it
+    # fails the next request: a read with a 503, a write with a 500, as the switch out of
+    # autocommit raises the driver's own error, which SQLAlchemy does not wrap. The pool
+    # must open another instead.
     app = create_app(Settings(database_url=database_url, stack=stack, pool_size=1))
     with TestClient(app) as client:
         engine = app.state.database.sessions.kw["bind"]
         pool = getattr(engine, "sync_engine", engine).pool
         returned: list = []
         event.listen(pool, "checkin", lambda connection, _: returned.append(connection))
+
+        def close_the_pooled_connection() -> None:
+            driver = getattr(returned[-1], "driver_connection", returned[-1])
+            if hasattr(driver, "terminate"):  # asyncpg
+                driver.terminate()
+            elif hasattr(driver, "pgconn"):  # psycopg 3: closed where no loop awaits it
+                driver.pgconn.finish()
+            else:  # psycopg2
+                driver.close()
+
         assert client.get("/db").status_code == 200
-        driver = getattr(returned[-1], "driver_connection", returned[-1])
-        if hasattr(driver, "terminate"):  # asyncpg
-            driver.terminate()
-        elif hasattr(driver, "pgconn"):  # psycopg 3: closed where the loop cannot await it
-            driver.pgconn.finish()
-        else:  # psycopg2
-            driver.close()
+        close_the_pooled_connection()
         assert client.get("/db").status_code == 200
-        assert client.get("/users/1").status_code == 404
+        close_the_pooled_connection()
+        user = new_user(client)
+        assert client.get(f"/users/{user['id']}").json() == user

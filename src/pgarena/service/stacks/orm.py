@@ -21,8 +21,6 @@ from pgarena.settings import Settings
 
 Row = TypeVar("Row", bound=Base)
 
-AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
-
 
 def engine_options(settings: Settings, url: str) -> dict[str, Any]:
     """Pool settings for `create_engine` and `create_async_engine` alike."""
@@ -33,6 +31,8 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
         # No pool_pre_ping: it costs a round trip per request; a connection broken by a
         # database restart fails one request (503) and is then replaced.
     }
+    if autocommit(settings, url):
+        options["isolation_level"] = "AUTOCOMMIT"
     # Statement and connect timeouts on every connection (connect.py).
     asyncpg = url.startswith("postgresql+asyncpg:")
     options["connect_args"] = (asyncpg_options if asyncpg else libpq_options)(settings)
@@ -46,34 +46,38 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
     return options
 
 
-def read_options(settings: Settings, url: str) -> dict[str, Any]:
-    """How a read takes its connection (`Session.connection(execution_options=...)`).
+def autocommit(settings: Settings, url: str) -> bool:
+    """Whether the engine's connections run in autocommit, as the raw stacks' do.
 
-    In autocommit, so its statements go alone, with no BEGIN before and no COMMIT after, as
-    the raw stacks send theirs: a read by primary key is one round trip instead of three,
-    and on a one-row read the transaction was most of the ORM's cost. What a read gives up
-    is one snapshot for all its statements: each sees the data as of its own start. Every
-    read of this API is one statement, or several whose answers need no common snapshot
-    (the user, then their orders; TechEmpower's independent rows).
+    Then a read's statements go alone, with no BEGIN before and no COMMIT after: a read by
+    primary key is one round trip instead of three. What a read gives up is one snapshot for
+    all its statements: each sees the data as of its own start. Every read of this API is
+    one statement, or several whose answers need no common snapshot (the user, then their
+    orders; TechEmpower's independent rows). A unit of work that writes asks for its
+    transaction (`unit_of_work_options`), and the pool puts the connection back in
+    autocommit when it is returned: on asyncpg and psycopg 3 both switches are client-side
+    settings, with no round trip.
 
-    The pool gives the connection its default back (a transaction per unit of work) when it
-    is returned; on asyncpg and psycopg 3 both switches are client-side settings, with no
-    round trip. Two setups keep the transaction around reads:
+    Two setups keep the transaction per operation, reads included:
 
-    - psycopg2 (`sync`): once SQLAlchemy's reset has named READ COMMITTED on a connection,
-      psycopg2 sends `SET default_transaction_isolation TO DEFAULT` each time it leaves
-      autocommit, and SQLAlchemy sends that reset as the connection goes back to the pool,
-      where a failure is not caught: a read that had its answer failed with the driver's
-      raw error (a 500), and the pool lost the connection, when PostgreSQL restarted.
+    - psycopg2 (`sync`): once a connection has had an isolation level named (as SQLAlchemy
+      does to switch it), psycopg2 sends `SET default_transaction_isolation` each time it
+      leaves autocommit. Where SQLAlchemy sends that as the connection goes back to the pool,
+      a failure is not caught: when PostgreSQL restarted, a read that had its answer failed
+      with the driver's raw error (a 500) and the pool lost the connection.
     - asyncpg behind a transaction pooler: SQLAlchemy's dialect prepares each statement by
       name in one round trip and runs it in the next, and in autocommit the pooler may send
       the two to different backends ("prepared statement ... does not exist").
     """
     if url.startswith("postgresql+psycopg2:"):
-        return {}
-    if settings.transaction_pooler and url.startswith("postgresql+asyncpg:"):
-        return {}
-    return AUTOCOMMIT
+        return False
+    return not (settings.transaction_pooler and url.startswith("postgresql+asyncpg:"))
+
+
+def unit_of_work_options(settings: Settings, url: str) -> dict[str, Any]:
+    """How a unit of work that writes takes its connection (`Session.connection`): in a
+    transaction at PostgreSQL's default level when the engine is in autocommit."""
+    return {"isolation_level": "READ COMMITTED"} if autocommit(settings, url) else {}
 
 
 def pooler_connect_args(url: str) -> dict[str, Any]:
@@ -112,10 +116,11 @@ def hand_out_open_connections(pool: Pool) -> None:
     another (SQLAlchemy retries a checkout that raises `DisconnectionError`).
 
     A driver marks a connection closed when it sees its socket fail, and SQLAlchemy does not
-    always learn of it. Handed out, the connection used to fail its first statement, wrapped
-    by SQLAlchemy and answered 503. A read now first switches it to autocommit
-    (`read_options`), and that switch raises the driver's own error, which SQLAlchemy does
-    not wrap: a 500. Checked here, it costs one attribute read and no request fails.
+    always learn of it. Handed out, the connection would fail its first statement, wrapped
+    by SQLAlchemy and answered 503; a unit of work first switches it out of autocommit
+    (`unit_of_work_options`), and that switch raises the driver's own error, which
+    SQLAlchemy does not wrap: a 500. Checked here, it costs one attribute read and no request
+    fails.
     """
 
     def checkout(dbapi_connection: Any, *_: Any) -> None:

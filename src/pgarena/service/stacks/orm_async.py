@@ -4,9 +4,10 @@ request.
 Read it side by side with `orm_sync.py`: the statements are the same, only the
 execution model differs.
 
-Every operation that writes is one transaction (`@unit_of_work`); every operation that only
-reads runs in autocommit (`@read`, see `orm.read_options`), its statements sent alone as the
-raw stacks send theirs. Either way the operation returns its connection to the pool before
+Connections run in autocommit, as the raw stacks' do (`orm.autocommit`; behind a transaction
+pooler, asyncpg's keep a transaction per operation). Every operation that writes is one
+transaction (`@unit_of_work`); one that only reads (`@read`) sends its statements alone,
+one round trip each. Either way the operation returns its connection to the pool before
 the endpoint returns, as in `orm_sync.py`, where that is what avoids a deadlock; here it
 keeps connections busy no longer than the work needs.
 
@@ -57,14 +58,16 @@ Operation = TypeVar("Operation", bound=Callable[..., Awaitable[Any]])
 
 
 def unit_of_work(operation: Operation) -> Operation:
-    """Run a store operation in its own transaction; a violated constraint becomes its HTTP
-    error. The transaction commits when the operation returns, rolls back when it raises."""
+    """Run a store operation that writes in its own transaction (`orm.unit_of_work_options`);
+    a violated constraint becomes its HTTP error. The transaction commits when the operation
+    returns, rolls back when it raises."""
 
     @functools.wraps(operation)
     async def run(store: OrmStore, *args: Any) -> Any:
         await store.database.turns.take()
         try:
             async with store.session.begin():
+                await store.session.connection(execution_options=store.database.transaction)
                 return await operation(store, *args)
         except IntegrityError as error:
             raise_for_constraint(error)
@@ -75,16 +78,15 @@ def unit_of_work(operation: Operation) -> Operation:
 
 
 def read(operation: Operation) -> Operation:
-    """Run a store operation that only reads, in autocommit where `orm.read_options` says
-    so: one round trip per statement, as the session's transaction then only holds the
-    connection and sends no BEGIN and no COMMIT."""
+    """Run a store operation that only reads, on the connection as the engine keeps it: in
+    autocommit (`orm.autocommit`), its statements go alone, one round trip each, and the
+    session's transaction only holds the connection until the operation returns."""
 
     @functools.wraps(operation)
     async def run(store: OrmStore, *args: Any) -> Any:
         await store.database.turns.take()
         try:
             async with store.session.begin():
-                await store.session.connection(execution_options=store.database.read_options)
                 return await operation(store, *args)
         finally:
             store.database.turns.give_back()
@@ -241,11 +243,11 @@ class OrmDatabase:
         self,
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
-        read_options: dict[str, Any],
+        transaction: dict[str, Any],
     ) -> None:
         self.sessions = sessions
         self.turns = Turns(settings.max_connections, settings.pool_timeout, PoolTimeout)
-        self.read_options = read_options  # how a read takes its connection (autocommit)
+        self.transaction = transaction  # how a unit of work takes its connection
 
     def store(self) -> OrmStore:
         """One request's store. Its session needs no closing: each operation's transaction
@@ -257,7 +259,6 @@ class OrmDatabase:
         await self.turns.take()
         try:
             async with self.sessions.begin() as session:  # as `read` does, and closed after
-                await session.connection(execution_options=self.read_options)
                 return await session.scalar(statement)
         finally:
             self.turns.give_back()
@@ -310,6 +311,6 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDataba
     # Loaded attributes stay usable after commit: no refresh query to build the response.
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:
-        yield OrmDatabase(sessions, settings, orm.read_options(settings, url))
+        yield OrmDatabase(sessions, settings, orm.unit_of_work_options(settings, url))
     finally:
         await engine.dispose()

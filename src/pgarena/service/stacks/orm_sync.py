@@ -3,9 +3,10 @@
 Read it side by side with `orm_async.py`: the statements are the same, only the
 execution model differs.
 
-Every operation that writes is one transaction (`@unit_of_work`); every operation that only
-reads runs in autocommit on psycopg 3 (`@read`, see `orm.read_options`), its statements sent
-alone as the raw stacks send theirs, and in a transaction on psycopg2. Either way the
+Connections run in autocommit on psycopg 3, as the raw stacks' do (`orm.autocommit`), and in
+a transaction per operation on psycopg2. Every operation that writes is one transaction
+(`@unit_of_work`); one that only reads (`@read`) sends its statements alone where the engine
+is in autocommit, one round trip each. Either way the
 operation returns its connection to the pool before the endpoint returns. Holding it until
 the session dependency closes would deadlock under load: FastAPI validates a `def`
 endpoint's response on the same thread pool, so threads waiting for a connection would wait
@@ -51,13 +52,15 @@ Operation = TypeVar("Operation", bound=Callable[..., Any])
 
 
 def unit_of_work(operation: Operation) -> Operation:
-    """Run a store operation in its own transaction; a violated constraint becomes its HTTP
-    error. The transaction commits when the operation returns, rolls back when it raises."""
+    """Run a store operation that writes in its own transaction (`orm.unit_of_work_options`);
+    a violated constraint becomes its HTTP error. The transaction commits when the operation
+    returns, rolls back when it raises."""
 
     @functools.wraps(operation)
     def run(store: OrmStore, *args: Any) -> Any:
         try:
             with store.session.begin():
+                store.session.connection(execution_options=store.database.transaction)
                 return operation(store, *args)
         except IntegrityError as error:
             raise_for_constraint(error)
@@ -66,14 +69,13 @@ def unit_of_work(operation: Operation) -> Operation:
 
 
 def read(operation: Operation) -> Operation:
-    """Run a store operation that only reads, in autocommit where `orm.read_options` says
-    so: one round trip per statement, as the session's transaction then only holds the
-    connection and sends no BEGIN and no COMMIT."""
+    """Run a store operation that only reads, on the connection as the engine keeps it: in
+    autocommit (`orm.autocommit`), its statements go alone, one round trip each, and the
+    session's transaction only holds the connection until the operation returns."""
 
     @functools.wraps(operation)
     def run(store: OrmStore, *args: Any) -> Any:
         with store.session.begin():
-            store.session.connection(execution_options=store.database.read_options)
             return operation(store, *args)
 
     return run  # type: ignore[return-value]
@@ -225,11 +227,11 @@ class OrmDatabase:
         self,
         sessions: sessionmaker[Session],
         executor: ThreadPoolExecutor,
-        read_options: dict[str, Any],
+        transaction: dict[str, Any],
     ) -> None:
         self.sessions = sessions
         self.executor = executor
-        self.read_options = read_options  # how a read takes its connection (autocommit)
+        self.transaction = transaction  # how a unit of work takes its connection
 
     def store(self) -> OrmStore:
         """One request's store. Its session needs no closing: each operation's transaction
@@ -239,7 +241,6 @@ class OrmDatabase:
 
     def scalar(self, statement: Executable) -> Any:
         with self.sessions.begin() as session:  # as `read` does, and closed after
-            session.connection(execution_options=self.read_options)
             return session.scalar(statement)
 
     def ping(self) -> None:
@@ -256,7 +257,7 @@ async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDataba
     sessions = sessionmaker(engine, expire_on_commit=False)
     executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")
     try:
-        yield OrmDatabase(sessions, executor, orm.read_options(settings, url))
+        yield OrmDatabase(sessions, executor, orm.unit_of_work_options(settings, url))
     finally:
         executor.shutdown(cancel_futures=True)
         engine.dispose()
