@@ -9,6 +9,7 @@ from the issue: 32 clients through a restart, an 8 s freeze, ten clients per con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import subprocess
@@ -113,11 +114,15 @@ async def freeze(target: Target, seconds: float = 8.0) -> FaultResult:
         processes = cluster_processes(target.postgres)
         try:
             for process in processes:
-                process.suspend()
+                # A child that exited since the listing (an autovacuum worker, a backend
+                # whose client left) needs no freezing, and no thawing.
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.suspend()
             await asyncio.sleep(seconds)  # the fault itself: the cluster stays stopped
         finally:
             for process in processes:
-                process.resume()
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.resume()
         thawed = time.monotonic()
         await asyncio.sleep(2.0 if target.quick else 4.0)
     return judge_outage(result, load.samples, thawed, target.bounds)
