@@ -324,8 +324,8 @@ def test_a_read_sends_its_statements_alone_with_no_begin_or_commit(
     # A transaction around a read adds a BEGIN and a COMMIT round trip and changes nothing
     # in what it answers. The connection the read used is the one whose state changed last;
     # its last statement is the read's own, not a COMMIT (or a ROLLBACK on its way back).
-    # Only psycopg2 keeps the transaction (`stacks/orm.py`, `read_options`). A connection a
-    # pool opened for the read but did not use has sent nothing: it is left out.
+    # A connection a pool opened for the read but did not use has sent nothing: it is left
+    # out.
     user = new_user(client)
     assert client.get(path.format(id=user["id"])).status_code == 200
     with psycopg.connect(database_url, autocommit=True) as connection:
@@ -335,8 +335,33 @@ def test_a_read_sends_its_statements_alone_with_no_begin_or_commit(
             "AND backend_type = 'client backend' AND query <> '' "
             "ORDER BY state_change DESC LIMIT 1"
         ).fetchone()
-    expected = "COMMIT" if client.app.state.settings.stack == "sync" else "SELECT"
-    assert last.split(None, 1)[0].upper() == expected, last
+    assert last.split(None, 1)[0].upper() == "SELECT", last
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_a_write_sends_its_statement_in_one_transaction_and_nothing_more(
+    database_url: str, stack: str
+) -> None:
+    # Each write of an ORM stack is BEGIN, its INSERT and COMMIT; a raw stack's, its INSERT
+    # alone (one statement in autocommit). Nothing else: no switch of the session's
+    # isolation level, which psycopg2 sends as a SET of its own on every write but a
+    # connection's first once SQLAlchemy names a level. One pooled connection, so that the
+    # writes follow each other on it.
+    app = create_app(Settings(database_url=database_url, stack=stack, pool_size=1))
+    with TestClient(app) as client, psycopg.connect(database_url, autocommit=True) as observer:
+        if observer.execute("SELECT to_regclass('pg_stat_statements')").fetchone() == (None,):
+            pytest.skip("pg_stat_statements is not installed in this database")
+        new_user(client, "first")  # the connection's first write, and its opening
+        observer.execute("SELECT pg_stat_statements_reset()")
+        for name in ("second", "third", "fourth"):
+            new_user(client, name)
+        calls = observer.execute(
+            "SELECT split_part(upper(query), ' ', 1), sum(calls) FROM pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND query NOT LIKE '%pg_stat_statements%' GROUP BY 1"
+        ).fetchall()
+    expected = {"INSERT": 3} if stack.endswith("-raw") else {"BEGIN": 3, "INSERT": 3, "COMMIT": 3}
+    assert dict(calls) == expected
 
 
 @pytest.mark.parametrize("stack", ["sync", "sync-psycopg3", "async", "async-psycopg3"])

@@ -3,10 +3,9 @@
 Read it side by side with `orm_async.py`: the statements are the same, only the
 execution model differs.
 
-Connections run in autocommit on psycopg 3, as the raw stacks' do (`orm.autocommit`), and in
-a transaction per operation on psycopg2. Every operation that writes is one transaction
-(`@unit_of_work`); one that only reads (`@read`) sends its statements alone where the engine
-is in autocommit, one round trip each. Either way the operation returns its connection to
+Connections run in autocommit, as the raw stacks' do (`orm.autocommit`). Every operation that
+writes is one transaction (`@unit_of_work`); one that only reads (`@read`) sends its
+statements alone, one round trip each. Either way the operation returns its connection to
 the pool before the endpoint returns. Holding it until the session dependency closes would
 deadlock under load: FastAPI validates a `def` endpoint's response on the same thread pool,
 so threads waiting for a connection would wait on connections whose requests wait for a
@@ -251,6 +250,8 @@ class OrmDatabase:
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
     engine = create_engine(url, **orm.engine_options(settings, url))
     orm.hand_out_open_connections(engine.pool)
+    if engine.dialect.driver == "psycopg2":
+        orm.psycopg2_transactions(engine)
     orm.track_pool(engine.pool, settings)
     orm.cancel_on_disconnect(engine.pool)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
