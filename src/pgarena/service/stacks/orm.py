@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from sqlalchemy import Connection, Engine, Select, event, func, select
+from sqlalchemy import Connection, Select, event, func, select
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
@@ -56,8 +56,7 @@ def autocommit(settings: Settings, url: str) -> bool:
     orders; TechEmpower's independent rows). A unit of work that writes asks for its
     transaction (`unit_of_work_options`), and the pool puts the connection back in
     autocommit when it is returned: both switches are client-side settings, with no round
-    trip, on every driver (on psycopg2 only through its own attribute:
-    `psycopg2_transactions`).
+    trip, on every driver (on psycopg2 only through its own attribute: `psycopg2_begin`).
 
     One setup keeps the transaction per operation, reads included: asyncpg behind a
     transaction pooler. SQLAlchemy's dialect prepares each statement by name in one round
@@ -67,42 +66,44 @@ def autocommit(settings: Settings, url: str) -> bool:
     return not (settings.transaction_pooler and url.startswith("postgresql+asyncpg:"))
 
 
-# The execution option with which a unit of work asks psycopg2 for its transaction.
-PSYCOPG2_TRANSACTION = "pgarena_psycopg2_transaction"
-
-
 def unit_of_work_options(settings: Settings, url: str) -> dict[str, Any]:
     """How a unit of work that writes takes its connection (`Session.connection`): in a
-    transaction at PostgreSQL's default level when the engine is in autocommit."""
-    if not autocommit(settings, url):
+    transaction at PostgreSQL's default level when the engine is in autocommit. psycopg2
+    takes none: it switches with its own attribute (`psycopg2_begin`)."""
+    if not autocommit(settings, url) or url.startswith("postgresql+psycopg2:"):
         return {}
-    if url.startswith("postgresql+psycopg2:"):
-        return {PSYCOPG2_TRANSACTION: True}
     return {"isolation_level": "READ COMMITTED"}
 
 
-def psycopg2_transactions(engine: Engine) -> None:
-    """On psycopg2, a unit of work leaves autocommit through the driver's `autocommit`
-    attribute, and the pool sets it back when it takes the connection back: two client-side
-    switches. BEGIN then goes with the first statement, as psycopg2 always sends it.
+def psycopg2_begin(connection: Connection) -> None:
+    """Start a psycopg2 unit of work's transaction: the driver's `autocommit` attribute,
+    set on the client, BEGIN going with the first statement as psycopg2 always sends it. The
+    pool sets it back (`psycopg2_back_to_autocommit`).
 
     SQLAlchemy's own switch, the `isolation_level` the other drivers get, costs psycopg2 a
     round trip on every write but a connection's first: once a level has been named on a
     connection, psycopg2 sends `SET default_transaction_isolation TO DEFAULT` each time it
-    leaves autocommit. And a switch that fails as the pool takes a connection back is not
-    caught: when an earlier design had SQLAlchemy send that SET at checkin, a PostgreSQL
-    restart gave a request that had its answer the driver's raw error (a 500) and the pool
-    lost the connection. So the switch back here runs after the pool's rollback, out of any
-    transaction, and skips a connection the driver has closed (the checkout guard,
-    `hand_out_open_connections`, drops it): it cannot fail.
+    leaves autocommit. An engine event could make the switch from an execution option, but
+    any engine event sends every statement of the engine through SQLAlchemy's event
+    dispatch: 8% more instructions per read (`benchmarks/instructions.py`, `sync`, `/db`).
+    """
+    connection.connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+
+
+def psycopg2_back_to_autocommit(pool: Pool) -> None:
+    """Put a psycopg2 connection that a unit of work took out of autocommit back in it when
+    the pool takes it back, on the client.
+
+    A switch that fails as the pool takes a connection back is not caught: when an earlier
+    design had SQLAlchemy send psycopg2's SET at checkin, a PostgreSQL restart gave a
+    request that had its answer the driver's raw error (a 500) and the pool lost the
+    connection. This one runs after the pool's rollback, out of any transaction, and skips
+    a connection the driver has closed (`hand_out_open_connections` drops it): it cannot
+    fail.
     """
     from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
-    def begin(connection: Connection, options: dict[str, Any]) -> None:
-        if options.get(PSYCOPG2_TRANSACTION):
-            connection.connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
-
-    def back_to_autocommit(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+    def checkin(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
         if (
             dbapi_connection is not None  # None: invalidated
             and not dbapi_connection.closed
@@ -111,8 +112,7 @@ def psycopg2_transactions(engine: Engine) -> None:
         ):
             dbapi_connection.autocommit = True
 
-    event.listen(engine, "set_connection_execution_options", begin)
-    event.listen(engine.pool, "checkin", back_to_autocommit)
+    event.listen(pool, "checkin", checkin)
 
 
 def pooler_connect_args(url: str) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def unit_of_work(operation: Operation) -> Operation:
         await store.database.turns.take()
         try:
             async with store.session.begin():
-                await store.session.connection(execution_options=store.database.transaction)
+                await store.database.begin_writing(store.session)
                 return await operation(store, *args)
         except IntegrityError as error:
             raise_for_constraint(error)
@@ -254,6 +254,10 @@ class OrmDatabase:
         returns the connection to the pool when it ends, and the session then holds
         nothing but the request's identity map."""
         return OrmStore(self.sessions(), self)
+
+    async def begin_writing(self, session: AsyncSession) -> None:
+        """Give a unit of work's session its transaction (`orm.unit_of_work_options`)."""
+        await session.connection(execution_options=self.transaction)
 
     async def scalar(self, statement: Executable) -> Any:
         await self.turns.take()

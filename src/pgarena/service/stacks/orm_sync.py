@@ -59,7 +59,7 @@ def unit_of_work(operation: Operation) -> Operation:
     def run(store: OrmStore, *args: Any) -> Any:
         try:
             with store.session.begin():
-                store.session.connection(execution_options=store.database.transaction)
+                store.database.begin_writing(store.session)
                 return operation(store, *args)
         except IntegrityError as error:
             raise_for_constraint(error)
@@ -227,16 +227,24 @@ class OrmDatabase:
         sessions: sessionmaker[Session],
         executor: ThreadPoolExecutor,
         transaction: dict[str, Any],
+        psycopg2: bool,
     ) -> None:
         self.sessions = sessions
         self.executor = executor
         self.transaction = transaction  # how a unit of work takes its connection
+        self.psycopg2 = psycopg2
 
     def store(self) -> OrmStore:
         """One request's store. Its session needs no closing: each operation's transaction
         returns the connection to the pool when it ends, and the session then holds
         nothing but the request's identity map."""
         return OrmStore(self.sessions(), self)
+
+    def begin_writing(self, session: Session) -> None:
+        """Give a unit of work's session its transaction (`orm.unit_of_work_options`)."""
+        connection = session.connection(execution_options=self.transaction)
+        if self.psycopg2:
+            orm.psycopg2_begin(connection)
 
     def scalar(self, statement: Executable) -> Any:
         with self.sessions.begin() as session:  # as `read` does, and closed after
@@ -250,15 +258,17 @@ class OrmDatabase:
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
     engine = create_engine(url, **orm.engine_options(settings, url))
     orm.hand_out_open_connections(engine.pool)
-    if engine.dialect.driver == "psycopg2":
-        orm.psycopg2_transactions(engine)
+    psycopg2 = engine.dialect.driver == "psycopg2"
+    if psycopg2:
+        orm.psycopg2_back_to_autocommit(engine.pool)
     orm.track_pool(engine.pool, settings)
     orm.cancel_on_disconnect(engine.pool)
     # Loaded attributes stay usable after commit: no refresh query to build the response.
     sessions = sessionmaker(engine, expire_on_commit=False)
     executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="summary")
     try:
-        yield OrmDatabase(sessions, executor, orm.unit_of_work_options(settings, url))
+        transaction = orm.unit_of_work_options(settings, url)
+        yield OrmDatabase(sessions, executor, transaction, psycopg2)
     finally:
         executor.shutdown(cancel_futures=True)
         engine.dispose()
