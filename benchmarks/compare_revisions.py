@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from statistics import geometric_mean
 
 from compare_seed import PGARENA, database_url, free_port, wait_healthy  # beside this script
 
@@ -50,10 +50,6 @@ def measure(stack: str, base: str, args: argparse.Namespace, out: Path) -> tuple
     if cell["status"] != "ok":
         raise SystemExit(f"{stack} at {base}: {cell['error']}")
     return cell["rps"], cell["latency_ms"]["p99"]
-
-
-def geometric_mean(values: list[float]) -> float:
-    return math.exp(sum(map(math.log, values)) / len(values))
 
 
 def main() -> None:

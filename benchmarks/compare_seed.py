@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import signal
 import socket
@@ -24,6 +23,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from statistics import geometric_mean
 
 HERE = Path(__file__).resolve().parent
 PGARENA = [sys.executable, "-m", "pgarena"]
@@ -129,7 +129,7 @@ def main() -> None:
                 for a, b in zip(rps[stack], rps[seed], strict=True)
                 if concurrency in a and concurrency in b
             ]
-            mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            mean = geometric_mean(ratios)
             print(f"  {stack} / {seed}: {mean:.2f}x (repeats {min(ratios):.2f}-{max(ratios):.2f})")
 
 
