@@ -103,9 +103,9 @@ def add_routes(app: FastAPI, *routers: APIRouter) -> None:
 
     Not `app.include_router`: since FastAPI 0.137 it keeps each included router as a node of
     its own, which every request goes through twice (once to find the router, once to find
-    the route in it), checking the router's routes for changes each time. That was 97,000 of
+    the route in it), checking the router's routes for changes each time. That was 98,000 of
     the 768,000 instructions of async-raw's `/db`, 54,000 of its `/json`'s 360,000 and
-    220,000 of the async ORM's `GET /users/{id}` (`benchmarks/instructions.py`). These
+    about 200,000 of the async ORM's `GET /users/{id}` (`benchmarks/instructions.py`). These
     routers have nothing of their own to combine with the app's (no prefix, dependencies,
     responses or lifespan), so their routes can be served as they are.
 

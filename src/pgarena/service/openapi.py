@@ -49,8 +49,8 @@ def statuses(method: str, path: str) -> dict[str, str]:
 def document_responses(app: FastAPI) -> None:
     """Complete the app's OpenAPI document with `statuses()`, when it is first built.
 
-    Done on the document rather than on the routes: FastAPI keeps included routers apart
-    from the app's routes, and the routes are shared by every app built in a process.
+    Done on the document rather than on the routes: the routes belong to module-level
+    routers, shared by every app built in a process (`app.add_routes`).
     """
     build = app.openapi
 
