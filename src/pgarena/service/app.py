@@ -114,6 +114,8 @@ def add_routes(app: FastAPI, *routers: APIRouter) -> None:
     reads the database from `app.state`, which is where a test puts another one.
     """
     for router in routers:
+        # What include_router would have combined with the app's; none is set, keep it so.
+        assert not (router.prefix or router.dependencies or router.responses), router
         app.router.routes.extend(router.routes)
 
 
