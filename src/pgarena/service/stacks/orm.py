@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from sqlalchemy import Connection, Select, event, func, select
+from sqlalchemy import Connection, Select, event, func, make_url, select
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
@@ -22,6 +22,11 @@ from pgarena.settings import Settings
 Row = TypeVar("Row", bound=Base)
 
 
+def driver_of(url: str) -> str:
+    """The driver a SQLAlchemy URL names: `postgresql+psycopg2://...` -> "psycopg2"."""
+    return make_url(url).get_driver_name()
+
+
 def engine_options(settings: Settings, url: str) -> dict[str, Any]:
     """Pool settings for `create_engine` and `create_async_engine` alike."""
     options: dict[str, Any] = {
@@ -34,9 +39,9 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
     if autocommit(settings, url):
         options["isolation_level"] = "AUTOCOMMIT"
     # Statement and connect timeouts on every connection (connect.py).
-    asyncpg = url.startswith("postgresql+asyncpg:")
+    asyncpg = driver_of(url) == "asyncpg"
     options["connect_args"] = (asyncpg_options if asyncpg else libpq_options)(settings)
-    if url.startswith("postgresql+psycopg2:"):
+    if driver_of(url) == "psycopg2":
         # psycopg2's executemany is one round trip per row; execute_batch sends the ORM's
         # flush of many UPDATEs (TechEmpower /updates) in pages of 100. asyncpg and
         # psycopg 3 batch executemany by themselves.
@@ -63,14 +68,14 @@ def autocommit(settings: Settings, url: str) -> bool:
     trip and runs it in the next, and in autocommit the pooler may send the two to different
     backends ("prepared statement ... does not exist").
     """
-    return not (settings.transaction_pooler and url.startswith("postgresql+asyncpg:"))
+    return not (settings.transaction_pooler and driver_of(url) == "asyncpg")
 
 
 def unit_of_work_options(settings: Settings, url: str) -> dict[str, Any]:
     """How a unit of work that writes takes its connection (`Session.connection`): in a
     transaction at PostgreSQL's default level when the engine is in autocommit. psycopg2
     takes none: it switches with its own attribute (`psycopg2_begin`)."""
-    if not autocommit(settings, url) or url.startswith("postgresql+psycopg2:"):
+    if not autocommit(settings, url) or driver_of(url) == "psycopg2":
         return {}
     return {"isolation_level": "READ COMMITTED"}
 
@@ -124,9 +129,9 @@ def pooler_connect_args(url: str) -> dict[str, Any]:
     a unique name for the statements the dialect still prepares, so that two clients never
     meet each other's on a shared backend. psycopg2 prepares nothing.
     """
-    if url.startswith("postgresql+psycopg:"):
+    if driver_of(url) == "psycopg":
         return {"prepare_threshold": None}
-    if url.startswith("postgresql+asyncpg:"):
+    if driver_of(url) == "asyncpg":
         return {
             "statement_cache_size": 0,
             "prepared_statement_cache_size": 0,

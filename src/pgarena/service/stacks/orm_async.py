@@ -306,7 +306,7 @@ def connect_to_the_end(url: str, options: dict[str, Any]) -> Callable[[], Awaita
 @asynccontextmanager
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
     options = orm.engine_options(settings, url)
-    if url.startswith("postgresql+psycopg:"):
+    if orm.driver_of(url) == "psycopg":
         options["async_creator"] = connect_to_the_end(url, options.pop("connect_args"))
     engine = create_async_engine(url, **options)
     orm.hand_out_open_connections(engine.sync_engine.pool)

@@ -258,7 +258,7 @@ class OrmDatabase:
 async def open_database(settings: Settings, url: str) -> AsyncIterator[OrmDatabase]:
     engine = create_engine(url, **orm.engine_options(settings, url))
     orm.hand_out_open_connections(engine.pool)
-    psycopg2 = url.startswith("postgresql+psycopg2:")  # told apart as `orm` does
+    psycopg2 = orm.driver_of(url) == "psycopg2"
     if psycopg2:
         orm.psycopg2_back_to_autocommit(engine.pool)
     orm.track_pool(engine.pool, settings)
