@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if stack.style == "sync":
-            # The thread pool that runs `def` endpoints (anyio's default is 40 threads).
+            # The thread pool that runs the store's calls (anyio's default is 40 threads).
             anyio.to_thread.current_default_thread_limiter().total_tokens = settings.thread_count
         health_url = url_for(settings.database_url or "", "libpq")
         app.state.control = ControlConnection(

@@ -20,7 +20,7 @@ of its own, as this middleware was first written, cost 40% of async-raw's `/db` 
   thread.
 - **Deadline** (`request_deadline`): when it passes, the timer answers 503 at once, from a
   task of its own, and cancels the app's scope; the answer never waits for the app to stop,
-  which it may not do soon: a `def` endpoint's thread cannot be interrupted (anyio waits for
+  which it may not do soon: a sync store call's thread cannot be interrupted (anyio waits for
   it, shielded, which is why the cancellation is an anyio scope's and not the task's), and
   an async driver may spend seconds cancelling a statement on a frozen server (psycopg 3
   waits up to 10 s for its cancel request). What the app sends after that is dropped. The
@@ -45,8 +45,8 @@ of its own, as this middleware was first written, cost 40% of async-raw's `/db` 
 - **Queue** (sync stacks): at most `thread_count` requests are inside the app at once, so
   none waits for a thread, a wait that no pool timeout bounds (the issue that made sync
   stacks answer nothing for 90 s). Others wait at most `queue_timeout` for a place, then get
-  503. Each request uses at most one thread at a time (dependency, endpoint and response
-  validation run one after another), so this is exactly the thread pool's capacity.
+  503. Each request uses at most one thread at a time (its store call, `routes/sync_api.py`),
+  so this is exactly the thread pool's capacity.
 
 Routes that touch no request-pool connection (`/health`, `/metrics`, `/json`, `/plaintext`,
 the docs) are exempt from all but the body size: they are cheap, bounded by their own

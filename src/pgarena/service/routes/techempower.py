@@ -10,8 +10,7 @@ in `sync_api` and `async_api`; what they share (parsing `queries`, drawing rando
 serialising, the fortunes page) is here, so those routes are one line each.
 
 For speed the database types build their responses themselves: rows go straight from the
-driver to pydantic-core's Rust JSON encoder, with no response-model validation pass (which
-FastAPI would run on the thread pool once more for a `def` endpoint).
+driver to pydantic-core's Rust JSON encoder, with no response-model validation pass.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ Access = Literal["orm", "raw"]
 @dataclass(frozen=True)
 class Stack:
     name: str
-    style: Style  # "sync": `def` endpoints on a thread pool; "async": `async def` endpoints
+    style: Style  # "sync": the store runs on a thread pool; "async": on the event loop
     driver: Driver  # the PostgreSQL driver underneath
     access: Access  # "orm": SQLAlchemy 2 ORM sessions; "raw": the driver's own pool, SQL text
     module: str  # the module in this package that implements it

@@ -14,7 +14,8 @@ every operation is its own unit of work, returning its connection (and ending it
 transaction) before it returns. So a store holds nothing between operations, and
 `Database.store()` is a plain call: the routes' dependency returns it, with no generator,
 no exit stack and, on a sync stack, no thread of its own (FastAPI enters and exits a `def`
-generator dependency on its thread pool: two more thread hops per request).
+generator dependency on its thread pool: two more thread hops per request, see
+`routes/sync_api.py`).
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ execution model differs.
 Connections run in autocommit, as the raw stacks' do (`orm.autocommit`). Every operation that
 writes is one transaction (`@unit_of_work`); one that only reads (`@read`) sends its
 statements alone, one round trip each. Either way the operation returns its connection to
-the pool before the endpoint returns. Holding it until the session dependency closes would
-deadlock under load: FastAPI validates a `def` endpoint's response on the same thread pool,
-so threads waiting for a connection would wait on connections whose requests wait for a
-thread (fastapi/fastapi#3205, #12066).
+the pool before the endpoint returns. Holding it until a `def` session dependency closes
+would deadlock under load: FastAPI exits such a dependency on the same thread pool, so
+threads waiting for a connection would wait on connections whose requests wait for a thread
+(fastapi/fastapi#3205, #12066).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stack `sync-raw`: psycopg 3's `ConnectionPool` and SQL text, no ORM, `def` endpoints.
+"""Stack `sync-raw`: psycopg 3's `ConnectionPool` and SQL text, no ORM, on a thread pool.
 
 Read it side by side with `raw_asyncpg.py`: the statements (in `raw.py`) and the pool policy
 are the same, only the driver and the execution model differ. With `prepare_threshold=0`
