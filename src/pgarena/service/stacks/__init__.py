@@ -88,17 +88,17 @@ STACKS: dict[str, Stack] = {
     stack.name: stack
     for stack in (
         Stack("sync", "sync", "psycopg2", "orm", "orm_sync",
-              "SQLAlchemy 2 ORM Session on psycopg2, def endpoints"),
+              "SQLAlchemy 2 ORM Session on psycopg2, on a thread pool"),
         Stack("async", "async", "asyncpg", "orm", "orm_async",
-              "SQLAlchemy 2 ORM AsyncSession on asyncpg, async def endpoints"),
+              "SQLAlchemy 2 ORM AsyncSession on asyncpg, on the event loop"),
         Stack("sync-psycopg3", "sync", "psycopg", "orm", "orm_sync",
-              "SQLAlchemy 2 ORM Session on psycopg 3, def endpoints"),
+              "SQLAlchemy 2 ORM Session on psycopg 3, on a thread pool"),
         Stack("async-psycopg3", "async", "psycopg", "orm", "orm_async",
-              "SQLAlchemy 2 ORM AsyncSession on psycopg 3, async def endpoints"),
+              "SQLAlchemy 2 ORM AsyncSession on psycopg 3, on the event loop"),
         Stack("async-raw", "async", "asyncpg", "raw", "raw_asyncpg",
-              "asyncpg's own pool and SQL text, no ORM, async def endpoints"),
+              "asyncpg's own pool and SQL text, no ORM, on the event loop"),
         Stack("sync-raw", "sync", "psycopg", "raw", "raw_psycopg",
-              "psycopg 3 ConnectionPool and SQL text, no ORM, def endpoints"),
+              "psycopg 3 ConnectionPool and SQL text, no ORM, on a thread pool"),
     )
 }  # fmt: skip
 
