@@ -15,8 +15,11 @@ the Python path; `pgarena run` remains the measure of throughput.
 
 The request limits' watch for a departed client starts after 50 ms; under valgrind, which
 runs 50 times slower, every request would reach it, so it is pushed out of reach here and the
-count is that of a request answered in time, as almost all are. `--exempt` counts the route
-without the request limits. Needs valgrind (`apt-get install valgrind`).
+count is that of a request answered within 50 ms. `--watched` counts the other kind, common
+under load on the ORM stacks: the watch starts at once, and the client's `receive` wakes when
+the answer is complete, as uvicorn's does. `--exempt` counts the route without the request
+limits. `-s seed-sync` and `-s seed-async` count the seed-style app (`seed_app.py`) instead
+of a stack. Needs valgrind (`apt-get install valgrind`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import re
 import subprocess
 import sys
 
-from compare_seed import database_url  # beside this script
+import seed_app  # beside this script
+from compare_seed import database_url
 
 CONCURRENCY = 50
 WARMUP = 200
@@ -44,14 +48,18 @@ def scope_for(target: str) -> dict:
     }  # fmt: skip
 
 
-async def serve(stack: str, target: str, requests: int, exempt: bool) -> None:
+async def serve(stack: str, target: str, requests: int, exempt: bool, watched: bool) -> None:
     """`requests` GETs of `target` (after a warm-up), CONCURRENCY at a time, in this process."""
     from pgarena.service import limits
     from pgarena.service.app import create_app
     from pgarena.settings import Settings
 
-    limits.WATCH_AFTER_S = 1e6  # see the module docstring
-    app = create_app(Settings(stack=stack, database_url=os.environ["DATABASE_URL"]))
+    limits.WATCH_AFTER_S = 0 if watched else 1e6  # see the module docstring
+    if stack.startswith("seed-"):
+        os.environ["SEED_STYLE"] = stack.removeprefix("seed-")
+        app = seed_app.create_app()
+    else:
+        app = create_app(Settings(stack=stack, database_url=os.environ["DATABASE_URL"]))
     if exempt:
         for middleware in app.user_middleware:
             if "exempt" in middleware.kwargs:
@@ -60,11 +68,12 @@ async def serve(stack: str, target: str, requests: int, exempt: bool) -> None:
 
     async def one() -> None:
         messages = [{"type": "http.request", "body": b"", "more_body": False}]
+        answered = asyncio.Event() if watched else never
 
         async def receive() -> dict:
             if messages:
                 return messages.pop()
-            await never.wait()  # the client never leaves
+            await answered.wait()  # the client never leaves
             return {"type": "http.disconnect"}
 
         statuses = []
@@ -72,6 +81,8 @@ async def serve(stack: str, target: str, requests: int, exempt: bool) -> None:
         async def send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 statuses.append(message["status"])
+            elif watched and not message.get("more_body"):
+                answered.set()
 
         await app(scope_for(target), receive, send)
         if statuses != [200]:
@@ -91,7 +102,7 @@ def count(args: argparse.Namespace, requests: int) -> int:
     command = [
         "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
         sys.executable, __file__, "--serve", str(requests), "-s", args.stack, args.target,
-        *(["--exempt"] if args.exempt else []),
+        *(["--exempt"] if args.exempt else []), *(["--watched"] if args.watched else []),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     finished = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -104,15 +115,16 @@ def count(args: argparse.Namespace, requests: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", help="the route, e.g. /db or '/queries?queries=20'")
-    parser.add_argument("-s", "--stack", default="async-raw")
+    parser.add_argument("-s", "--stack", default="async-raw", help="or seed-sync, seed-async")
     parser.add_argument("-n", "--requests", type=int, default=500)
     parser.add_argument("--exempt", action="store_true", help="without the request limits")
+    parser.add_argument("--watched", action="store_true", help="with the disconnect watch")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the counted child
     args = parser.parse_args()
     if args.serve is not None:
         import uvloop
 
-        uvloop.run(serve(args.stack, args.target, args.serve, args.exempt))
+        uvloop.run(serve(args.stack, args.target, args.serve, args.exempt, args.watched))
         return
     # The embedded PostgreSQL, migrated and seeded as for a run, unless DATABASE_URL is set.
     os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or database_url()
