@@ -73,7 +73,7 @@ async def serve(stack: str, target: str, requests: int, exempt: bool, watched: b
         async def receive() -> dict:
             if messages:
                 return messages.pop()
-            await answered.wait()  # the client never leaves
+            await answered.wait()  # the client never leaves; --watched: woken by the answer
             return {"type": "http.disconnect"}
 
         statuses = []
