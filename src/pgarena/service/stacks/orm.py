@@ -39,9 +39,9 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
     if autocommit(settings, url):
         options["isolation_level"] = "AUTOCOMMIT"
     # Statement and connect timeouts on every connection (connect.py).
-    name = driver_of(url)
-    options["connect_args"] = (asyncpg_options if name == "asyncpg" else libpq_options)(settings)
-    if name == "psycopg2":
+    driver = driver_of(url)
+    options["connect_args"] = (asyncpg_options if driver == "asyncpg" else libpq_options)(settings)
+    if driver == "psycopg2":
         # psycopg2's executemany is one round trip per row; execute_batch sends the ORM's
         # flush of many UPDATEs (TechEmpower /updates) in pages of 100. asyncpg and
         # psycopg 3 batch executemany by themselves.
