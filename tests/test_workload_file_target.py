@@ -7,6 +7,7 @@ value captured from one answer (a dotted path) and used in the next request's pa
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,3 +135,31 @@ def test_https_against_a_plain_http_service_fails_its_cell_with_tls_errors(
     assert cell["status"] == "failed", run.stderr
     assert cell["ok"] == 0
     assert cell["errors"]["tls"] > 0
+
+
+def test_two_named_targets_alternate_in_one_run_and_the_second_is_judged_against_the_first(
+    tiny_app: str, tmp_path: Path
+) -> None:
+    # The same service twice, the second through a prefix whose /health does real work
+    # first: an A/B run of a change that made it slower.
+    heavy = f"{tiny_app}/heavy"
+    reads = tmp_path / "health.toml"
+    reads.write_text('name = "health"\n[[scenario]]\n[[scenario.request]]\npath = "/health"\n')
+
+    run = run_pgarena(
+        "run", "--target", f"before={tiny_app}", "--target", f"after={heavy}",
+        "--workload-file", reads, "--concurrency", "2", "--duration", "1s", "--warmup", "0.2s",
+        "--repeats", "2", "--out", tmp_path / "out", "--json",
+        timeout=120,
+    )  # fmt: skip
+
+    assert run.returncode == 0, run.stderr
+    document = load_results(tmp_path / "out")
+    assert [cell["stack"] for cell in document["cells"]] == ["before", "after"] * 2
+    assert all(cell["status"] == "ok" and cell["ok"] > 0 for cell in document["cells"])
+    assert document["metadata"]["target"] == {"before": tiny_app, "after": heavy}
+    [verdict] = json.loads(run.stdout)["verdicts"]
+    assert (verdict["stack"], verdict["base"]) == ("after", "before")
+    assert verdict["rps"]["ratio"] < 0.5
+    assert verdict["rps"]["verdict"] == "slower"
+    assert f"before: {tiny_app}, after: {heavy}" in (tmp_path / "out" / "report.md").read_text()

@@ -2,11 +2,14 @@
 
 Two routes as a typical CRUD service has them: `POST /items` needs an API key header and a
 JSON body and answers the new item's id under "data"; `GET /items/{item_id}` reads it back.
+`GET /heavy/health` is `/health` after real work (hashing), so that the service seen through
+the prefix `/heavy` is a slower version of itself, as a change under test may be.
 Run with `uvicorn tiny_app:app` from `tests/`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from itertools import count
 
 from fastapi import FastAPI, Header, HTTPException
@@ -26,6 +29,14 @@ class NewItem(BaseModel):
 
 @app.get("/health")
 def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/heavy/health")
+def heavy_health() -> dict[str, str]:
+    digest = b""
+    for _ in range(20_000):  # a few milliseconds of CPU, against microseconds for /health
+        digest = hashlib.sha256(digest).digest()
     return {"status": "ok"}
 
 

@@ -195,3 +195,37 @@ def test_https_targets_default_to_port_443_where_tls_is_spoken() -> None:
     assert Target.parse("http://h:8000", https=True).tls is False
     with pytest.raises(UserError, match="http://host"):
         Target.parse("https://api.example.com")  # calibrate's wrk speaks no TLS
+
+
+def test_targets_are_labelled_by_their_names_or_by_stacks_when_there_is_one() -> None:
+    from pgarena.bench.runner import parse_targets
+
+    named = parse_targets(["old=http://h:8001", "new=https://h:8002/v2"])
+    assert {name: target.url for name, target in named.items()} == {
+        "old": "http://h:8001",
+        "new": "https://h:8002/v2",
+    }
+    assert list(named) == ["old", "new"]  # the order given: the first is the baseline
+    assert list(parse_targets(["http://h:8001"])) == ["target"]
+    assert list(parse_targets(["http://h:8001"], ["mine"])) == ["mine"]
+    assert list(parse_targets(["http://h:8001"], ["a", "b"])) == ["target"]
+    assert parse_targets([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("given", "stacks", "message"),
+    [
+        (["http://h:1", "http://h:2"], None, "name each of several targets"),
+        (["a=http://h:1", "a=http://h:2"], None, "'a' is named twice"),
+        (["a b=http://h:1"], None, "a name is letters"),
+        (["a=http://h:1", "b=http://h:2"], ["mine"], "--stacks labels one target"),
+        (["a=ftp://h:1"], None, "http://host"),
+    ],
+)
+def test_a_malformed_target_list_is_a_user_error(
+    given: list[str], stacks: list[str] | None, message: str
+) -> None:
+    from pgarena.bench.runner import parse_targets
+
+    with pytest.raises(UserError, match=message):
+        parse_targets(given, stacks)

@@ -83,7 +83,13 @@ def run(
     finished cell.
     """
     from pgarena.bench.display import RichReporter, output, print_summary
-    from pgarena.bench.runner import RunConfig, SilentReporter, Target, check_writable, run_plan
+    from pgarena.bench.runner import (
+        RunConfig,
+        SilentReporter,
+        check_writable,
+        parse_targets,
+        run_plan,
+    )
     from pgarena.bench.servers import ServerOptions
     from pgarena.database.pgbouncer import check_pooler
     from pgarena.results.slo import parse_slo
@@ -94,14 +100,13 @@ def run(
         raise UserError(f"unknown server {server!r}; choose from: {', '.join(SERVERS)}")
     thresholds = [parse_slo(text) for text in slo or []]
     known_stacks = available_stacks()
-    stack_names = parse_names(stacks) if stacks else known_stacks
-    target_spec = Target.parse(target, https=True) if target else None
-    if target_spec is None:
+    given_stacks = parse_names(stacks) if stacks else None
+    targets = parse_targets(target or [], given_stacks)
+    stack_names = list(targets) or given_stacks or known_stacks
+    if not targets:
         for name in stack_names:
             if name not in known_stacks:
                 raise UserError(f"unknown stack {name!r}; choose from: {', '.join(known_stacks)}")
-    elif len(stack_names) != 1:
-        stack_names = ["target"]  # one service is measured; --stacks NAME only labels it
     from pgarena.bench.workload_file import load_workload_file
 
     plan = build_plan(
@@ -117,9 +122,9 @@ def run(
         repeats=repeats,
         server_lifetime=server_lifetime,
         slow_ms=slow_ms,
-        start_servers=target_spec is None,
+        start_servers=not targets,
     )
-    if target_spec is not None and not allow_writes:
+    if targets and not allow_writes:
         writing = [w.name for w in plan.workloads if w.writes]
         if writing:
             raise UserError(
@@ -130,7 +135,7 @@ def run(
     config = RunConfig(
         plan=plan,
         out_dir=out_dir,
-        target=target_spec,
+        targets=targets,
         server_options=ServerOptions(
             workers=workers,
             threads=threads,
@@ -139,14 +144,14 @@ def run(
             server=server,
             transaction_pooler=pooler is not None,
         ),
-        pooler=pooler if target_spec is None else None,
+        pooler=pooler if not targets else None,
         generator_processes=generators,
         timeout_s=parse_seconds(timeout, "--timeout"),
         slos=tuple(thresholds),
         profile=profile,
     )
     if profile:
-        if target_spec is not None:
+        if targets:
             raise UserError("--profile records the servers pgarena starts; not with --target")
         from pgarena.bench.profiling import py_spy
 

@@ -281,10 +281,12 @@ Out = Annotated[
 ]
 
 Target = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
-        metavar="URL",
-        help="Measure a running service at this http:// or https:// URL.",
+        metavar="[NAME=]URL",
+        help="Measure a running service at this http:// or https:// URL. Repeatable, each "
+        "named, for an A/B run: --target old=URL --target new=URL alternates their cells "
+        "and compares each to the first.",
         show_default="start pgarena's servers",
     ),
 ]

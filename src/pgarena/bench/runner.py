@@ -10,6 +10,7 @@ nothing correctly is recorded as failed with the reason, and the run goes on.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,13 +86,50 @@ class Target:
         return cls(parts.hostname, port, parts.path.rstrip("/"), url.rstrip("/"), tls)
 
 
+# A target's label names its cells, as a stack's does, so it must fit where a stack name
+# goes: in `--slo STACK:WORKLOAD:...` and in file names.
+_TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def parse_targets(given: list[str], stacks: list[str] | None = None) -> dict[str, Target]:
+    """`--target [NAME=]URL`, repeatable: the running services to measure, by the label
+    their cells carry; a user error for a malformed or repeated one.
+
+    One unnamed target is labelled by the one name `--stacks` gave, else "target". Several
+    are an A/B run (`--target old=http://... --target new=http://...`): their cells alternate
+    in one run as stacks' do, so both meet the same machine, and the first one named is the
+    baseline the verdicts compare the others against. Two runs compared afterwards
+    (`pgarena compare`) meet a machine that may have changed in between.
+    """
+    if len(given) > 1 and stacks:
+        raise UserError("--stacks labels one target; name each of several as NAME=URL")
+    label = stacks[0] if stacks and len(stacks) == 1 else "target"
+    targets: dict[str, Target] = {}
+    for text in given:
+        name, separator, url = text.partition("=")
+        if not separator or "://" in name:
+            name, url = "", text
+        elif not _TARGET_NAME.fullmatch(name):
+            raise UserError(
+                f"--target {text!r}: a name is letters, digits, '_', '.' and '-' (NAME=URL)"
+            )
+        if not name:
+            if len(given) > 1:
+                raise UserError(f"--target {text!r}: name each of several targets (NAME=URL)")
+            name = label
+        if name in targets:
+            raise UserError(f"--target: {name!r} is named twice")
+        targets[name] = Target.parse(url, https=True)
+    return targets
+
+
 @dataclass
 class RunConfig:
     """How to run a plan: where the database and the output are, how servers start."""
 
     plan: Plan
     out_dir: Path
-    target: Target | None = None
+    targets: dict[str, Target] = field(default_factory=dict)  # label -> service (no servers)
     data: DataSizes = field(default_factory=DataSizes)
     server_options: ServerOptions = field(default_factory=ServerOptions)
     generator_processes: int = 1
@@ -107,6 +145,15 @@ class RunConfig:
     def database_url(self) -> str | None:
         """libpq URL of the prepared database (None with a target)."""
         return self.database.url if self.database is not None else None
+
+
+def target_metadata(targets: dict[str, Target]) -> str | dict[str, str] | None:
+    """The `target` of the result file: the URL of the one service measured, each label's
+    URL when several were (an A/B run), None when pgarena started the servers."""
+    if len(targets) == 1:
+        [target] = targets.values()
+        return target.url
+    return {name: target.url for name, target in targets.items()} or None
 
 
 def effective_server_settings(options: ServerOptions) -> dict[str, Any]:
@@ -141,14 +188,14 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
         postgres["embedded"] = config.database is not None and config.database.embedded
     options = config.server_options
     notes = list(config.notes)
-    if config.target is not None:
+    if config.targets:
         notes.append(
             "target mode: no server was started by pgarena; server CPU, memory and "
             "PostgreSQL figures are absent (null)"
         )
     server = (
         effective_server_settings(options)
-        if config.target is None
+        if not config.targets
         else dict.fromkeys(("pool_size", "max_overflow", "threads", "workers", "server"))
     )
     if config.pooler is not None:
@@ -169,7 +216,7 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
             "reset": RESET_POLICY,
             "seed_seconds": config.database.seed_seconds if config.database else None,
         },
-        "target": config.target.url if config.target else None,
+        "target": target_metadata(config.targets),
         "generator": {
             "kind": "pgarena raw HTTP/1.1 (asyncio + uvloop)",
             "processes": config.generator_processes,
@@ -313,8 +360,7 @@ class _Arena:
                 server, server_start_s = self.server_for(index, key)
                 host, port, prefix, tls = server.host, server.port, "", False
             else:
-                assert self.config.target is not None
-                target = self.config.target
+                target = self.config.targets[key.stack]
                 host, port, prefix = target.host, target.port, target.path_prefix
                 tls = target.tls
         except ServerFailed as failure:

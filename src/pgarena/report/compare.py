@@ -26,7 +26,7 @@ from typing import Any
 from scipy import stats as scipy_stats
 
 from pgarena.errors import UserError
-from pgarena.report.formatting import diff_interval, diff_percent, number
+from pgarena.report.formatting import diff_interval, diff_percent, number, targets
 from pgarena.report.markdown import markdown_table
 from pgarena.report.tables import Entry, Table
 from pgarena.results.file import load_run
@@ -161,7 +161,9 @@ def setting_warnings(base: Run, new: Run) -> list[str]:
             _settings_only(new_meta.get("data")),
         ),
         _differences(
-            "targets", {"target": base_meta.get("target")}, {"target": new_meta.get("target")}
+            "targets",
+            {"target": targets(base_meta["target"]) if base_meta.get("target") else None},
+            {"target": targets(new_meta["target"]) if new_meta.get("target") else None},
         ),
         _differences(  # pgarena's own generator or Locust (`pgarena locust`)
             "load generators",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from pgarena.report.figures import CPU_PARTS, RunFigures, StackComparison
-from pgarena.report.formatting import DASH, difference_sentence, listing
+from pgarena.report.formatting import DASH, difference_sentence, listing, targets
 
 # How the CPU parts are named in sentences.
 CPU_PART_NAMES = {
@@ -188,8 +188,10 @@ def _run_findings(figures: RunFigures) -> list[str]:
         )
     target = figures.metadata.get("target")
     if target:
+        several = isinstance(target, dict)  # an A/B run
+        what = "already running services" if several else "an already running service"
         sentences.append(
-            f"Measured against an already running service ({target}): the server's CPU "
+            f"Measured against {what} ({targets(target)}): the server's CPU "
             "and memory were not measured, so there are no per-CPU-second figures."
         )
     return sentences

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from pgarena.results.stats import Comparison, Estimate
 
@@ -144,3 +145,11 @@ def listing(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def targets(value: Any) -> str:
+    """The `target` of a result file as a reader wants it: the URL of the one service
+    measured, or each label with its URL after an A/B run (`a: http://..., b: http://...`)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{name}: {url}" for name, url in value.items())
+    return str(value)

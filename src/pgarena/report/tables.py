@@ -20,6 +20,7 @@ from pgarena.report.formatting import (
     number,
     percent,
     seconds,
+    targets,
     verdict,
 )
 
@@ -228,7 +229,7 @@ def metadata_rows(figures: RunFigures) -> list[tuple[str, str]]:
     revision = meta.get("git_revision") or "unknown"
     rows.append(("pgarena", f"{meta.get('pgarena_version', '?')} (git {revision})"))
     if meta.get("target"):
-        rows.append(("Target", str(meta["target"])))
+        rows.append(("Target", targets(meta["target"])))
     if postgres:
         rows.append(("PostgreSQL", str(postgres.get("version", "?"))))
         settings = postgres.get("settings") or {}

@@ -106,7 +106,7 @@ def locust_command(
     from pgarena.bench.locust.cluster import ClusterFailed, ClusterOptions
     from pgarena.bench.locust.run import LocustRun, run_locust
     from pgarena.bench.plan import build_plan
-    from pgarena.bench.runner import RunConfig, Target, check_writable
+    from pgarena.bench.runner import RunConfig, check_writable, parse_targets
     from pgarena.bench.servers import ServerOptions
     from pgarena.bench.workload_file import load_workload_file
     from pgarena.database.pgbouncer import check_pooler
@@ -119,11 +119,10 @@ def locust_command(
     if expected < workers:
         raise UserError(f"--expect-workers {expected} is fewer than --workers {workers}")
     known = opt.available_stacks()
-    target_spec = Target.parse(target, https=True) if target else None
-    stack_names = parse_names(stacks) if stacks else known
-    if target_spec is not None:
-        stack_names = stack_names if len(stack_names) == 1 else ["target"]
-    else:
+    given_stacks = parse_names(stacks) if stacks else None
+    targets = parse_targets(target or [], given_stacks)
+    stack_names = list(targets) or given_stacks or known
+    if not targets:
         for name in stack_names:
             if name not in known:
                 raise UserError(f"unknown stack {name!r}; choose from: {', '.join(known)}")
@@ -138,9 +137,9 @@ def locust_command(
         warmup_s=parse_seconds(warmup, "--warmup") if warmup is not None else None,
         repeats=repeats,
         slow_ms=slow_ms,
-        start_servers=target_spec is None,
+        start_servers=not targets,
     )
-    if target_spec is not None:
+    if targets:
         writing = [w.name for w in plan.workloads if w.writes]
         if writing:
             raise UserError(f"--target: {', '.join(writing)} write to the target's database")
@@ -160,9 +159,9 @@ def locust_command(
     config = RunConfig(
         plan=plan,
         out_dir=out_dir,
-        target=target_spec,
+        targets=targets,
         timeout_s=timeout_s,
-        pooler=pooler if target_spec is None else None,
+        pooler=pooler if not targets else None,
         server_options=ServerOptions(transaction_pooler=pooler is not None),
     )
     progress = Console(stderr=True, quiet=quiet)

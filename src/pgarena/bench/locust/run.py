@@ -167,8 +167,7 @@ class _LocustArena:
                 server = self.server(index, planned.stack)
                 url = f"http://{server.host}:{server.port}"
             else:
-                assert self.config.target is not None
-                url = self.config.target.url
+                url = self.config.targets[planned.stack].url
         except ServerFailed as failure:
             return failed_cell(planned, started_at, str(failure))
         monitor = ResourceMonitor(
