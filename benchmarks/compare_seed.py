@@ -3,18 +3,17 @@
     PGARENA_DATA_DIR=/tmp/pg-seed .venv/bin/python benchmarks/compare_seed.py -c 10,50 -r 3
 
 Starts four servers side by side on one database (pgarena's `sync` and `async` stacks with
-their defaults, the seed app sync and async with theirs), then loads each in turn with
-`pgarena run --target` and `users-get.toml`, repeat after repeat, so that the machine's drift
-spreads over all four. Prints, per concurrency, each server's throughput (mean of repeats)
-and each stack's ratio to its seed twin: the geometric mean of the per-repeat ratios (the
-repeats are paired: repeat r of both met the same machine), with their range.
+their defaults, the seed app sync and async with theirs), then measures each stack against
+its seed twin in one A/B run, `pgarena run --target seed-sync=URL --target sync=URL` with
+`users-get.toml`: the two servers' cells alternate, so that the machine's drift spreads over
+both, and pgarena prints each figure with its 95% interval and its verdict against the seed
+app. Results and reports go to `--out`/STACK.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -23,11 +22,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from statistics import geometric_mean
 
 HERE = Path(__file__).resolve().parent
 PGARENA = [sys.executable, "-m", "pgarena"]
 PAIRS = (("sync", "seed-sync"), ("async", "seed-async"))
+Servers = dict[str, tuple[str, subprocess.Popen[bytes]]]  # name -> (base URL, process)
 
 
 def free_port() -> int:
@@ -59,7 +58,7 @@ def database_url() -> str:
     ).stdout.strip()
 
 
-def start_servers(url: str) -> dict[str, tuple[str, subprocess.Popen[bytes]]]:
+def start_servers(url: str) -> Servers:
     servers = {}
     env = {**os.environ, "DATABASE_URL": url}
     for name in ("sync", "async", "seed-sync", "seed-async"):
@@ -81,16 +80,15 @@ def start_servers(url: str) -> dict[str, tuple[str, subprocess.Popen[bytes]]]:
     return servers
 
 
-def measure(name: str, base: str, args: argparse.Namespace, out: Path) -> dict[int, float]:
-    """Requests/s per concurrency of one server, one repeat."""
+def measure(stack: str, seed: str, args: argparse.Namespace, servers: Servers) -> None:
+    """One A/B run of the seed app (the baseline) and `stack`; pgarena prints its table."""
     command = [
-        *PGARENA, "run", "--target", base, "--stacks", name,
-        "--workload-file", str(HERE / "users-get.toml"), "-c", args.concurrency,
-        "-r", "1", "-d", args.duration, "--warmup", "1s", "--out", str(out), "-q",
+        *PGARENA, "run", "--target", f"{seed}={servers[seed][0]}",
+        "--target", f"{stack}={servers[stack][0]}", "--workload-file", str(HERE / "users-get.toml"),
+        "-c", args.concurrency, "-r", str(args.repeats), "-d", args.duration, "--warmup", "1s",
+        "--out", str(args.out / stack),
     ]  # fmt: skip
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    cells = json.loads((out / "results.json").read_text())["cells"]
-    return {cell["concurrency"]: cell["rps"] for cell in cells if cell["status"] == "ok"}
+    subprocess.run(command, check=True)
 
 
 def main() -> None:
@@ -102,35 +100,14 @@ def main() -> None:
     args = parser.parse_args()
     # A kill ends the script through its `finally`, which stops the servers it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    url = database_url()
-    servers = start_servers(url)
-    rps: dict[str, list[dict[int, float]]] = {name: [] for name in servers}
+    servers = start_servers(database_url())
     try:
-        names = list(servers)
-        for repeat in range(args.repeats):
-            # Interleaved, and rotated so that no server always goes first.
-            order = names[repeat % len(names) :] + names[: repeat % len(names)]
-            for name in order:
-                out = args.out / f"{name}-r{repeat}"
-                rps[name].append(measure(name, servers[name][0], args, out))
-                print(f"repeat {repeat} {name}: {rps[name][-1]}", file=sys.stderr)
+        for stack, seed in PAIRS:
+            measure(stack, seed, args, servers)
     finally:
         for _, process in servers.values():
             process.terminate()
             process.wait()
-    for concurrency in (int(c) for c in args.concurrency.split(",")):
-        print(f"GET /users/{{id}}, concurrency {concurrency}, {args.repeats} repeats")
-        for name in servers:
-            values = [r[concurrency] for r in rps[name] if concurrency in r]
-            print(f"  {name:11} {sum(values) / len(values):8.0f} req/s  {values}")
-        for stack, seed in PAIRS:
-            ratios = [
-                a[concurrency] / b[concurrency]
-                for a, b in zip(rps[stack], rps[seed], strict=True)
-                if concurrency in a and concurrency in b
-            ]
-            mean = geometric_mean(ratios)
-            print(f"  {stack} / {seed}: {mean:.2f}x (repeats {min(ratios):.2f}-{max(ratios):.2f})")
 
 
 if __name__ == "__main__":
