@@ -162,4 +162,8 @@ def test_two_named_targets_alternate_in_one_run_and_the_second_is_judged_against
     assert (verdict["stack"], verdict["base"]) == ("after", "before")
     assert verdict["rps"]["ratio"] < 0.5
     assert verdict["rps"]["verdict"] == "slower"
+    # Both listen on this machine: found by their port, their CPU is measured, so the CPU
+    # each request costs gets its verdict too.
+    assert all(cell["requests_per_server_cpu_s"] > 0 for cell in document["cells"])
+    assert verdict["requests_per_server_cpu_s"]["verdict"] == "slower"
     assert f"before: {tiny_app}, after: {heavy}" in (tmp_path / "out" / "report.md").read_text()

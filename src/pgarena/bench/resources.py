@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 import time
 from collections import defaultdict
@@ -138,6 +139,37 @@ class _Reading:
     postgres_cpu_s: float | None
     machine_busy_cpu_s: float
     server_pids: tuple[int, ...]
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def listening_pid(host: str, port: int) -> int | None:
+    """The process serving `host:port` when it runs on this machine (a loopback host), so a
+    `--target` started by hand is measured as pgarena's own servers are: the root of the
+    processes holding the listening socket (a server's workers share their parent's), whose
+    tree is then counted. None when the host is another machine, when nothing this user may
+    see listens there, or when the server is pgarena's own ancestor (its tree would count
+    the load generator too)."""
+    if host not in LOOPBACK:
+        return None
+    ours = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
+    try:
+        pids = {
+            connection.pid
+            for connection in psutil.net_connections("tcp")
+            if connection.status == psutil.CONN_LISTEN
+            and connection.laddr
+            and connection.laddr.port == port
+            and connection.pid
+        }
+    except psutil.Error:
+        return None
+    for pid in pids - ours:
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(pid).ppid() not in pids:
+                return pid
+    return None
 
 
 def tree_cpu_seconds(root_pids: Sequence[int | None]) -> list[tuple[float, list[int]] | None]:

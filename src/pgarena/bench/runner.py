@@ -26,7 +26,12 @@ from pgarena.bench.cells import failed_cell, measured_cell
 from pgarena.bench.database import PreparedDatabase, arena_database
 from pgarena.bench.loadgen import LoadGenerator, LoadJob, Progress
 from pgarena.bench.plan import Plan, PlannedCell
-from pgarena.bench.resources import ResourceMonitor, WindowUsage, postmaster_pid
+from pgarena.bench.resources import (
+    ResourceMonitor,
+    WindowUsage,
+    listening_pid,
+    postmaster_pid,
+)
 from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
 from pgarena.bench.workloads import RESET_POLICY, DataSizes
 from pgarena.errors import UserError
@@ -190,8 +195,9 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
     notes = list(config.notes)
     if config.targets:
         notes.append(
-            "target mode: no server was started by pgarena; server CPU, memory and "
-            "PostgreSQL figures are absent (null)"
+            "target mode: no server was started by pgarena; PostgreSQL figures are absent "
+            "(null), and the server's CPU and memory are measured only for a target on this "
+            "machine (a loopback address: its process is found by its port)"
         )
     server = (
         effective_server_settings(options)
@@ -385,7 +391,7 @@ class _Arena:
             seed=index,
         )
         monitor = ResourceMonitor(
-            server.pid if server else None,
+            server.pid if server else listening_pid(host, port),
             self.postgres_pid,
             self.config.database_url,
             server.application_name if server else None,

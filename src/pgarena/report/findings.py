@@ -187,7 +187,7 @@ def _run_findings(figures: RunFigures) -> list[str]:
             "cells that never ran are missing from every table."
         )
     target = figures.metadata.get("target")
-    if target:
+    if target and not figures.has_server_figures:
         several = isinstance(target, dict)  # an A/B run
         what = "already running services" if several else "an already running service"
         sentences.append(

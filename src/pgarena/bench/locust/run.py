@@ -25,7 +25,7 @@ from pgarena.bench.loadgen.series import series_point
 from pgarena.bench.locust.cluster import ClusterFailed, ClusterOptions, LocustCluster
 from pgarena.bench.locust.protocol import INTERVAL_S
 from pgarena.bench.plan import Plan, PlannedCell
-from pgarena.bench.resources import ResourceMonitor, WindowUsage, postmaster_pid
+from pgarena.bench.resources import ResourceMonitor, WindowUsage, listening_pid, postmaster_pid
 from pgarena.bench.runner import RunConfig, build_metadata
 from pgarena.bench.servers import ServerFailed, ServerProcess
 from pgarena.results.file import ResultWriter, utc_now
@@ -166,12 +166,14 @@ class _LocustArena:
             if self.plan.start_servers:
                 server = self.server(index, planned.stack)
                 url = f"http://{server.host}:{server.port}"
+                server_pid = server.pid
             else:
-                url = self.config.targets[planned.stack].url
+                target = self.config.targets[planned.stack]
+                url, server_pid = target.url, listening_pid(target.host, target.port)
         except ServerFailed as failure:
             return failed_cell(planned, started_at, str(failure))
         monitor = ResourceMonitor(
-            server.pid if server else None,
+            server_pid,
             self.postgres_pid,
             self.config.database_url,
             server.application_name if server else None,
