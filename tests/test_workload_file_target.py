@@ -165,5 +165,7 @@ def test_two_named_targets_alternate_in_one_run_and_the_second_is_judged_against
     # Both listen on this machine: found by their port, their CPU is measured, so the CPU
     # each request costs gets its verdict too.
     assert all(cell["requests_per_server_cpu_s"] > 0 for cell in document["cells"])
+    notes = document["metadata"]["notes"]
+    assert any(note.startswith("after: server CPU and memory of process") for note in notes)
     assert verdict["requests_per_server_cpu_s"]["verdict"] == "slower"
     assert f"before: {tiny_app}, after: {heavy}" in (tmp_path / "out" / "report.md").read_text()

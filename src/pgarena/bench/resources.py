@@ -142,6 +142,8 @@ class _Reading:
 
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+# Listeners that forward a container's published port: their CPU is not the service's.
+PORT_FORWARDERS = frozenset({"docker-proxy", "rootlessport", "slirp4netns"})
 
 
 def listening_pid(host: str, port: int) -> int | None:
@@ -149,8 +151,9 @@ def listening_pid(host: str, port: int) -> int | None:
     `--target` started by hand is measured as pgarena's own servers are: the root of the
     processes holding the listening socket (a server's workers share their parent's), whose
     tree is then counted. None when the host is another machine, when nothing this user may
-    see listens there, or when the server is pgarena's own ancestor (its tree would count
-    the load generator too)."""
+    see listens there, when the listener only forwards to a container (its CPU is not the
+    service's), or when the server is pgarena's own ancestor (its tree would count the load
+    generator too)."""
     if host not in LOOPBACK:
         return None
     ours = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
@@ -167,9 +170,19 @@ def listening_pid(host: str, port: int) -> int | None:
         return None
     for pid in pids - ours:
         with contextlib.suppress(psutil.Error):
-            if psutil.Process(pid).ppid() not in pids:
+            process = psutil.Process(pid)
+            if process.ppid() not in pids and process.name() not in PORT_FORWARDERS:
                 return pid
     return None
+
+
+def process_description(pid: int) -> str:
+    """'1234 (uvicorn app:app --port 8001)': which process a figure was measured on."""
+    try:
+        command = " ".join(psutil.Process(pid).cmdline()) or psutil.Process(pid).name()
+    except psutil.Error:
+        return str(pid)
+    return f"{pid} ({command[:120]})"
 
 
 def tree_cpu_seconds(root_pids: Sequence[int | None]) -> list[tuple[float, list[int]] | None]:

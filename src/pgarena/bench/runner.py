@@ -31,6 +31,7 @@ from pgarena.bench.resources import (
     WindowUsage,
     listening_pid,
     postmaster_pid,
+    process_description,
 )
 from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
 from pgarena.bench.workloads import RESET_POLICY, DataSizes
@@ -92,7 +93,7 @@ class Target:
 
 
 # A target's label names its cells, as a stack's does, so it must fit where a stack name
-# goes: in `--slo STACK:WORKLOAD:...` and in file names.
+# goes, as in `--slo STACK:WORKLOAD:p99<20ms`.
 _TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -199,6 +200,10 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
             "(null), and the server's CPU and memory are measured only for a target on this "
             "machine (a loopback address: its process is found by its port)"
         )
+        for name, target in config.targets.items():
+            pid = listening_pid(target.host, target.port)
+            if pid is not None:
+                notes.append(f"{name}: server CPU and memory of process {process_description(pid)}")
     server = (
         effective_server_settings(options)
         if not config.targets
