@@ -162,8 +162,8 @@ def setting_warnings(base: Run, new: Run) -> list[str]:
         ),
         _differences(
             "targets",
-            {"target": targets(base_meta["target"]) if base_meta.get("target") else None},
-            {"target": targets(new_meta["target"]) if new_meta.get("target") else None},
+            {"target": targets(base_meta.get("target"))},
+            {"target": targets(new_meta.get("target"))},
         ),
         _differences(  # pgarena's own generator or Locust (`pgarena locust`)
             "load generators",

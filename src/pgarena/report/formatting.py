@@ -147,9 +147,10 @@ def listing(items: list[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def targets(value: Any) -> str:
+def targets(value: Any) -> str | None:
     """The `target` of a result file as a reader wants it: the URL of the one service
-    measured, or each label with its URL after an A/B run (`a: http://..., b: http://...`)."""
+    measured, or each label with its URL after an A/B run (`a: http://..., b: http://...`);
+    None for a run of pgarena's own servers."""
     if isinstance(value, dict):
         return ", ".join(f"{name}: {url}" for name, url in value.items())
-    return str(value)
+    return None if value is None else str(value)
