@@ -1,5 +1,5 @@
 """What the integration tests share: a free port, the `pgarena` command line as a user runs
-it, and a `pgarena serve` process polled until it is healthy.
+it, and a `pgarena serve` (or `tests/tiny_app.py`) process polled until it is healthy.
 
 Import it as `from helpers import ...` (pytest puts `tests/` on the path through conftest.py).
 """
@@ -27,6 +27,7 @@ __all__ = [
     "pgarena_environment",
     "run_pgarena",
     "running_server",
+    "running_tiny_app",
     "start_pgarena",
     "stop",
     "wait_until_healthy",
@@ -136,6 +137,24 @@ def running_server(database_url: str, *args: str, startup_timeout: float = 30.0)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(process, lambda: health_is_ok(base_url), startup_timeout)
+        yield base_url
+    finally:
+        stop(process)
+
+
+@contextmanager
+def running_tiny_app(env: Environment | None = None) -> Iterator[str]:
+    """`tests/tiny_app.py` (a user's FastAPI app, not pgarena's) under uvicorn on a free port
+    until the block ends; yields its base URL once /health answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tiny_app:app", "--app-dir", str(Path(__file__).parent),
+         "--port", str(port), "--log-level", "warning"],
+        env=pgarena_environment(env), stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(process, lambda: health_is_ok(base_url), 30)
         yield base_url
     finally:
         stop(process)

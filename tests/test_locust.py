@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from helpers import free_port, run_pgarena, start_pgarena, stop
+from helpers import free_port, run_pgarena, running_server, start_pgarena, stop
 
 from pgarena.report.build import write_reports
 from pgarena.report.compare import compare_results
@@ -62,3 +62,34 @@ def test_locust_with_two_workers_writes_a_result_that_report_and_compare_read(
     assert "async-raw" in (out / "report.md").read_text()
     comparison = compare_results(out / "results.json", out / "results.json")
     assert comparison.exit_code == 0 and len(comparison.cells) == 1
+
+
+def test_locust_runs_two_named_targets_in_turns_and_watches_their_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    # An A/B run through Locust: two running services on one database, pgarena started neither.
+    with (
+        running_server(database_url, "--stack", "async-raw") as first,
+        running_server(database_url, "--stack", "sync-raw") as second,
+    ):
+        run = run_pgarena(
+            "locust", "--target", f"a={first}", "--target", f"b={second}",
+            "--target-database", database_url, "--workloads", "db", "--concurrency", "4",
+            "--duration", "1s", "--warmup", "0.5s", "--repeats", "2",
+            "--master-port", str(free_port()), "--out", tmp_path / "ab",
+            timeout=240,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    document = load_results(tmp_path / "ab" / "results.json")
+    assert [cell["stack"] for cell in document["cells"]] == ["a", "b"] * 2
+    assert document["metadata"]["target"] == {"a": first, "b": second}
+    for cell in document["cells"]:
+        assert cell["status"] == "ok" and cell["ok"] > 0, cell["error"]
+        # Read from the targets' database: one prepared SELECT per request, no churn.
+        resources = cell["resources"]
+        assert 0.75 < resources["statements"] / cell["requests"] < 1.25, resources
+        assert resources["new_connections"] is not None
+        # Both listen on this machine: their processes are found and measured.
+        assert resources["server_cpu_s"] > 0
+    assert document["metadata"]["postgres"]["version"]

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import free_port, run_pgarena, stop, wait_until_healthy
+from helpers import run_pgarena, running_tiny_app
 
 from pgarena.results.file import load_results
-
-TESTS = Path(__file__).parent
 
 WORKLOAD = """\
 name = "items"
@@ -61,20 +58,8 @@ expect_body = '"name":"first"'
 @pytest.fixture(scope="module")
 def tiny_app() -> Iterator[str]:
     """tests/tiny_app.py under uvicorn on a free port; yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tiny_app:app", "--app-dir", str(TESTS),
-         "--port", str(port), "--log-level", "warning"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(
-            process, lambda: httpx.get(f"{base_url}/health", timeout=1).status_code == 200, 30
-        )
+    with running_tiny_app() as base_url:
         yield base_url
-    finally:
-        stop(process)
 
 
 def run_file(target: str, text: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -3,15 +3,19 @@
 Two routes as a typical CRUD service has them: `POST /items` needs an API key header and a
 JSON body and answers the new item's id under "data"; `GET /items/{item_id}` reads it back.
 `GET /heavy/health` is `/health` after real work (hashing), so that the service seen through
-the prefix `/heavy` is a slower version of itself, as a change under test may be.
+the prefix `/heavy` is a slower version of itself, as a change under test may be. `GET /db`
+reads PostgreSQL (`TINY_APP_DATABASE_URL`) on a connection opened for the request alone, as
+an app without a pool does.
 Run with `uvicorn tiny_app:app` from `tests/`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from itertools import count
 
+import psycopg
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel
 
@@ -38,6 +42,14 @@ def heavy_health() -> dict[str, str]:
     for _ in range(20_000):  # a few milliseconds of CPU, against microseconds for /health
         digest = hashlib.sha256(digest).digest()
     return {"status": "ok"}
+
+
+@app.get("/db")
+def db() -> dict[str, int]:
+    with psycopg.connect(os.environ["TINY_APP_DATABASE_URL"]) as connection:
+        row = connection.execute("SELECT id, randomnumber FROM world WHERE id = 1").fetchone()
+    assert row is not None
+    return {"id": row[0], "randomNumber": row[1]}
 
 
 @app.post("/items", status_code=201)

@@ -67,6 +67,7 @@ def run(
     out: opt.Out = None,
     target: opt.Target = None,
     allow_writes: opt.AllowWrites = False,
+    target_database: opt.TargetDatabase = None,
     generators: opt.Generators = 1,
     workload_file: opt.WorkloadFile = None,
     timeout: opt.Timeout = "10s",
@@ -86,6 +87,7 @@ def run(
     from pgarena.bench.runner import (
         RunConfig,
         SilentReporter,
+        check_target_database,
         check_writable,
         parse_targets,
         run_plan,
@@ -136,6 +138,7 @@ def run(
         plan=plan,
         out_dir=out_dir,
         targets=targets,
+        target_database=check_target_database(target_database, targets),
         server_options=ServerOptions(
             workers=workers,
             threads=threads,

@@ -291,6 +291,16 @@ Target = Annotated[
     ),
 ]
 
+TargetDatabase = Annotated[
+    str | None,
+    typer.Option(
+        metavar="POSTGRES_URL",
+        help="With --target: the PostgreSQL the targets use, only read, for its CPU, new "
+        "connections per second and statements per request.",
+        show_default="not measured",
+    ),
+]
+
 Pooler = Annotated[
     str | None,
     typer.Option(

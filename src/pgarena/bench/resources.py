@@ -273,7 +273,11 @@ class ResourceMonitor:
         postgres_pid: int | None,
         database_url: str | None,
         application_name: str | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
+        """`read_only`: a database that is not pgarena's (a target's), where the monitor
+        must not create the pg_stat_statements extension it counts statements with."""
         self.server_pid = server_pid
         self.postgres_pid = postgres_pid
         self.database_url = database_url
@@ -290,7 +294,8 @@ class ResourceMonitor:
         self._first: _Reading | None = None
         self._last: _Reading | None = None
         self._closed = False
-        self._statements = StatementCounter()
+        self._read_only = read_only
+        self._statements = StatementCounter(create_extension=not read_only)
         self._edge_before: tuple[int, int] | None = None
 
     def prepare(self) -> None:
@@ -301,7 +306,7 @@ class ResourceMonitor:
         """
         if self._connection is None:
             self._connection = self._connect()
-            self._statements = StatementCounter()
+            self._statements = StatementCounter(create_extension=not self._read_only)
             if self._connection is not None:
                 self._statements.choose(self._connection)
 

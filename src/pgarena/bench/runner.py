@@ -129,6 +129,31 @@ def parse_targets(given: list[str], stacks: list[str] | None = None) -> dict[str
     return targets
 
 
+def check_target_database(url: str | None, targets: dict[str, Target]) -> str | None:
+    """`--target-database URL`: the PostgreSQL the targets use, once it answered; a user
+    error without a target or when it cannot be reached.
+
+    pgarena only reads it (activity and statistics views, settings), so a target's run
+    gets PostgreSQL's CPU, new connections per second (the churn of a pool that closes
+    connections) and statements per request, as a run of pgarena's own servers does.
+    """
+    if url is None:
+        return None
+    if not targets:
+        raise UserError("--target-database is the database of --target services; add --target")
+    import psycopg
+
+    from pgarena.database.urls import redact
+
+    try:
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"--target-database: cannot reach {redact(url)}: {reason}") from None
+    return url
+
+
 @dataclass
 class RunConfig:
     """How to run a plan: where the database and the output are, how servers start."""
@@ -146,11 +171,19 @@ class RunConfig:
     database: PreparedDatabase | None = None  # filled by `run_plan` (None with a target)
     pooler: str | None = None  # "pgbouncer": started by `run_plan` in front of the database
     server_url: str | None = None  # what servers connect to: the pooler's URL, when one runs
+    # With targets: the PostgreSQL they use, watched but never written to (--target-database).
+    target_database: str | None = None
 
     @property
     def database_url(self) -> str | None:
         """libpq URL of the prepared database (None with a target)."""
         return self.database.url if self.database is not None else None
+
+    @property
+    def watched_database_url(self) -> str | None:
+        """The database whose CPU, connections and statements each cell measures: the
+        prepared one, or the targets' when given; None when unknown."""
+        return self.database_url or self.target_database
 
 
 def target_metadata(targets: dict[str, Target]) -> str | dict[str, str] | None:
@@ -188,17 +221,27 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
     """The `metadata` object of the result file."""
     from pgarena.database.urls import redact
 
-    postgres = metadata.postgres(config.database_url)
-    if postgres is not None and config.database_url is not None:
-        postgres["database"] = redact(config.database_url)
-        postgres["embedded"] = config.database is not None and config.database.embedded
+    watched = config.watched_database_url
+    postgres = metadata.postgres(watched)
+    if postgres is not None and watched is not None:
+        postgres["database"] = redact(watched)
+        if config.database is not None:
+            postgres["embedded"] = config.database.embedded
     options = config.server_options
     notes = list(config.notes)
     if config.targets:
         notes.append(
-            "target mode: no server was started by pgarena; PostgreSQL figures are absent "
-            "(null), and the server's CPU and memory are measured only for a target on this "
-            "machine (a loopback address: its process is found by its port)"
+            "target mode: no server was started by pgarena; the server's CPU and memory are "
+            "measured only for a target on this machine (a loopback address: its process is "
+            "found by its port)"
+        )
+        notes.append(
+            f"target mode: PostgreSQL is {redact(watched)}, watched read-only; its figures "
+            "count every session of that database (new connections, statements) and, when it "
+            "runs on this machine, its CPU"
+            if watched is not None
+            else "target mode: PostgreSQL figures are absent (null): pass --target-database "
+            "to measure the targets' database"
         )
         for name, target in config.targets.items():
             pid = listening_pid(target.host, target.port)
@@ -303,9 +346,8 @@ class _Arena:
         # The servers alive now, by stack, and the repeat they were started for.
         self.servers: dict[str, ServerProcess] = {}
         self.servers_repeat: int | None = None
-        self.postgres_pid = (
-            postmaster_pid(config.database_url) if config.database_url is not None else None
-        )
+        watched = config.watched_database_url
+        self.postgres_pid = postmaster_pid(watched) if watched is not None else None
         self.profiler = None
         if config.profile:
             from pgarena.bench.profiling import Profiler
@@ -398,8 +440,9 @@ class _Arena:
         monitor = ResourceMonitor(
             server.pid if server else listening_pid(host, port),
             self.postgres_pid,
-            self.config.database_url,
+            self.config.watched_database_url,
             server.application_name if server else None,
+            read_only=server is None,
         )
         monitor.prepare()  # connect now, so that the window opens on time
         usage: list[WindowUsage] = []

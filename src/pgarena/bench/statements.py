@@ -43,7 +43,8 @@ class StatementCounter:
     the readings must be announced with `own_statement`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, create_extension: bool = True) -> None:
+        self.create_extension = create_extension  # see `statements_source`
         self.source: StatementsSource | None = None
         self._chosen = False
         self._sql = ""
@@ -57,7 +58,7 @@ class StatementCounter:
 
     def choose(self, connection: psycopg.Connection) -> None:
         """Choose the source (see `statements_source`), once."""
-        self.source, self._sql = statements_source(connection)
+        self.source, self._sql = statements_source(connection, self.create_extension)
         self._chosen = True
 
     def start(self, connection: psycopg.Connection) -> None:
@@ -93,12 +94,15 @@ class StatementCounter:
         return int(row[0]) if row is not None and row[0] is not None else None
 
 
-def statements_source(connection: psycopg.Connection) -> tuple[StatementsSource | None, str]:
+def statements_source(
+    connection: psycopg.Connection, create_extension: bool = True
+) -> tuple[StatementsSource | None, str]:
     """Where this database's statement count comes from, and the query that reads it.
 
     `pg_stat_statements` when its library is loaded: the extension is created in the
     database if missing and we may (never when the library is absent, where it could only
-    fail later). Otherwise `pg_stat_database`'s transactions; None if neither is readable.
+    fail later, nor with `create_extension` False: a target's database is only read).
+    Otherwise `pg_stat_database`'s transactions; None if neither is readable.
     """
     import psycopg
 
@@ -108,7 +112,7 @@ def statements_source(connection: psycopg.Connection) -> tuple[StatementsSource 
         try:
             connection.execute(statements_sql).fetchone()
         except psycopg.errors.UndefinedTable:
-            if attempt == "create" or not _library_loaded(connection):
+            if attempt == "create" or not create_extension or not _library_loaded(connection):
                 break
             try:
                 connection.execute(

@@ -161,7 +161,7 @@ class RunFigures:
 
     @property
     def has_server_figures(self) -> bool:
-        """False in --target mode, where the server's CPU and memory are not measured."""
+        """False when no server's CPU and memory were measured (a target on another machine)."""
         return any(
             cell.requests_per_server_cpu_s is not None or cell.peak_rss_bytes is not None
             for cell in self.cells.values()

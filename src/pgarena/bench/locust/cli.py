@@ -78,6 +78,7 @@ def locust_command(
     pooler: opt.Pooler = None,
     out: opt.Out = None,
     target: opt.Target = None,
+    target_database: opt.TargetDatabase = None,
     workload_file: opt.WorkloadFile = None,
     timeout: opt.Timeout = "10s",
     quiet: opt.Quiet = False,
@@ -106,7 +107,12 @@ def locust_command(
     from pgarena.bench.locust.cluster import ClusterFailed, ClusterOptions
     from pgarena.bench.locust.run import LocustRun, run_locust
     from pgarena.bench.plan import build_plan
-    from pgarena.bench.runner import RunConfig, check_writable, parse_targets
+    from pgarena.bench.runner import (
+        RunConfig,
+        check_target_database,
+        check_writable,
+        parse_targets,
+    )
     from pgarena.bench.servers import ServerOptions
     from pgarena.bench.workload_file import load_workload_file
     from pgarena.database.pgbouncer import check_pooler
@@ -160,6 +166,7 @@ def locust_command(
         plan=plan,
         out_dir=out_dir,
         targets=targets,
+        target_database=check_target_database(target_database, targets),
         timeout_s=timeout_s,
         pooler=pooler if not targets else None,
         server_options=ServerOptions(transaction_pooler=pooler is not None),

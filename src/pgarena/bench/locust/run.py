@@ -145,8 +145,8 @@ class _LocustArena:
         self.cluster = cluster
         self.writer = writer
         self.servers: dict[str, ServerProcess] = {}
-        url = self.config.database_url
-        self.postgres_pid = postmaster_pid(url) if url is not None else None
+        watched = self.config.watched_database_url
+        self.postgres_pid = postmaster_pid(watched) if watched is not None else None
 
     def server(self, index: int, stack: str) -> ServerProcess:
         server = self.servers.get(stack)
@@ -175,8 +175,9 @@ class _LocustArena:
         monitor = ResourceMonitor(
             server_pid,
             self.postgres_pid,
-            self.config.database_url,
+            self.config.watched_database_url,
             server.application_name if server else None,
+            read_only=server is None,
         )
         monitor.prepare()
         usage: list[WindowUsage] = []
