@@ -7,7 +7,9 @@ their defaults, the seed app sync and async with theirs), then measures each sta
 its seed twin in one A/B run, `pgarena run --target seed-sync=URL --target sync=URL` with
 `users-get.toml`: the two servers' cells alternate, so that the machine's drift spreads over
 both, and pgarena prints each figure with its 95% interval and its verdict against the seed
-app. Results and reports go to `--out`/STACK.
+app. With `--target-database` pgarena also reads the database the four share, so each cell
+has its new PostgreSQL connections per second (the seed's pools churn) and its statements
+per request. Results and reports go to `--out`/STACK.
 """
 
 from __future__ import annotations
@@ -80,11 +82,12 @@ def start_servers(url: str) -> Servers:
     return servers
 
 
-def measure(stack: str, seed: str, args: argparse.Namespace, servers: Servers) -> None:
+def measure(stack: str, seed: str, args: argparse.Namespace, url: str, servers: Servers) -> None:
     """One A/B run of the seed app (the baseline) and `stack`; pgarena prints its table."""
     command = [
         *PGARENA, "run", "--target", f"{seed}={servers[seed][0]}",
-        "--target", f"{stack}={servers[stack][0]}", "--workload-file", str(HERE / "users-get.toml"),
+        "--target", f"{stack}={servers[stack][0]}", "--target-database", url,
+        "--workload-file", str(HERE / "users-get.toml"),
         "-c", args.concurrency, "-r", str(args.repeats), "-d", args.duration, "--warmup", "1s",
         "--out", str(args.out / stack),
     ]  # fmt: skip
@@ -100,10 +103,11 @@ def main() -> None:
     args = parser.parse_args()
     # A kill ends the script through its `finally`, which stops the servers it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    servers = start_servers(database_url())
+    url = database_url()
+    servers = start_servers(url)
     try:
         for stack, seed in PAIRS:
-            measure(stack, seed, args, servers)
+            measure(stack, seed, args, url, servers)
     finally:
         for _, process in servers.values():
             process.terminate()
