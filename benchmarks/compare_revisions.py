@@ -7,8 +7,9 @@ Checks the old revision out into a temporary git worktree, starts each stack twi
 database (the old revision's service and the working tree's), and measures each pair in one
 A/B run, `pgarena run --target old=URL --target new=URL`: the two servers' cells alternate,
 so that the machine's drift spreads over both, and pgarena prints each figure with its 95%
-interval and its verdict, new against old. The load generator is the working tree's for
-both. Results and reports go to `--out`/STACK.
+interval and its verdict, new against old, PostgreSQL's figures included (`--target-database`:
+statements per request, new connections per second, its CPU). The load generator is the
+working tree's for both. Results and reports go to `--out`/STACK.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ def start(stack: str, src: Path, url: str) -> tuple[str, subprocess.Popen[bytes]
     return f"http://127.0.0.1:{port}", process
 
 
-def measure(stack: str, old: str, new: str, args: argparse.Namespace) -> None:
+def measure(stack: str, old: str, new: str, url: str, args: argparse.Namespace) -> None:
     """One A/B run of the old and the new server of `stack`; pgarena prints its table."""
     command = [
         *PGARENA, "run", "--target", f"old-{stack}={old}", "--target", f"new-{stack}={new}",
+        "--target-database", url,
         "-w", args.workload, "-c", str(args.concurrency), "-r", str(args.repeats),
         "-d", args.duration, "--warmup", "1s", "--out", str(args.out / stack),
     ]  # fmt: skip
@@ -71,7 +73,7 @@ def main() -> None:
             for base, process in servers.values():
                 wait_healthy(f"{base}/health", process)
             for stack in stacks:
-                measure(stack, servers[stack, "old"][0], servers[stack, "new"][0], args)
+                measure(stack, servers[stack, "old"][0], servers[stack, "new"][0], url, args)
         finally:
             for _, process in servers.values():
                 process.terminate()
