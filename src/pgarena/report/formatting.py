@@ -24,7 +24,8 @@ def number(value: float | None) -> str:
         return f"{value:,.0f}"
     if magnitude >= 10:
         return f"{value:.1f}"
-    if magnitude >= 1:
+    # Rounded to 1 or not, a value near 1 reads 1.00 from either side, not "1" from below.
+    if magnitude >= 0.995:
         return f"{value:.2f}"
     return f"{value:.2g}"
 
