@@ -277,6 +277,7 @@ class RequestLimits:
                 exchange.watch = None
             if exchange.answering is not None:
                 await exchange.answering  # the server must not see the app end unanswered
+                exchange.answering = None  # its task holds the context: the same cycle
 
     async def _run_app(self, scope: Scope, exchange: Exchange) -> None:
         if self.slots is None:
