@@ -27,7 +27,7 @@ from pgarena.bench.workloads import WORKLOADS, DataSizes
 from pgarena.database import create_database_if_missing
 from pgarena.database.urls import with_database
 from pgarena.report.build import write_reports
-from pgarena.report.formatting import mean_with_interval, verdict
+from pgarena.report.formatting import diff_interval, diff_percent, mean_with_interval, verdict
 from pgarena.results.file import load_run
 from pgarena.results.model import CellKey, Run
 from pgarena.results.verdicts import stack_comparisons
@@ -192,7 +192,11 @@ def test_latency_table_lists_p50_p99_and_cpu_efficiency_per_stack(
     section = text.split("## standard", 1)[1]
     table = markdown_table_after(section, "Latency (lower is better)")
     header, rows = table[0], table[1:]
-    assert header[:5] == ["Concurrency", "Stack", "p50 (ms)", "p99 (ms)", "req / server CPU-s"]
+    base = STACKS[0]
+    assert header[:6] == [
+        "Concurrency", "Stack", "p50 (ms)", "p99 (ms)", f"p99 vs {base}", "req / server CPU-s"
+    ]  # fmt: skip
+    verdicts = {(c.stack, c.concurrency): c.latency_p99_ms for c in stack_comparisons(run)}
     assert {(row[0], row[1].removesuffix(" ⚠")) for row in rows} == {
         (str(level), stack) for level in LEVELS for stack in STACKS
     }
@@ -207,7 +211,16 @@ def test_latency_table_lists_p50_p99_and_cpu_efficiency_per_stack(
         p99 = [cell["latency_ms"]["p99"] for cell in cells]
         assert summary.latency_p99_ms.mean == pytest.approx(sum(p99) / len(p99))
         assert row[3] == mean_with_interval(summary.latency_p99_ms)
-        assert row[4] == mean_with_interval(summary.requests_per_server_cpu_s)
+        # The p99 against the first stack's: a called difference with its interval, else
+        # what the verdict says (the first stack's own row has none).
+        tail = verdicts.get((summary.key.stack, summary.key.concurrency))
+        if tail is None:
+            assert summary.key.stack == base and row[4] == "\N{EN DASH}"
+        elif tail.verdict == "within noise":
+            assert row[4] in ("within noise", "no interval")
+        else:
+            assert row[4] == f"{diff_percent(tail)} ({diff_interval(tail)})"
+        assert row[5] == mean_with_interval(summary.requests_per_server_cpu_s)
 
 
 def test_png_charts_are_real_non_blank_images(reports: Path) -> None:

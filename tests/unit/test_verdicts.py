@@ -97,3 +97,47 @@ def test_a_difference_whose_whole_interval_clears_the_minimum_effect_is_called()
     assert comparison.rps.ci95_high is not None and comparison.rps.ci95_high < 1 - MIN_EFFECT
     assert comparison.rps.verdict == "slower"
     assert comparison.rps.p_worse is not None and comparison.rps.p_worse < 0.01
+
+
+def _run_with_tails(rps: dict[str, list[float]], p99: dict[str, list[float]]) -> Run:
+    """`_run`, each repeat also with its p99 latency in ms."""
+    cells = tuple(
+        Cell(
+            CellKey(stack, "db", 10), repeat, "ok", None, "2026-01-01T00:00:00Z",
+            rps=rps[stack][repeat], latency_ms={"p50": 1.0, "p99": p99[stack][repeat]},
+        )
+        for repeat in range(3)
+        for stack in rps
+    )  # fmt: skip
+    plan = {"stacks": list(rps), "workloads": ["db"]}
+    return Run(
+        2, "complete", "2026-01-01T00:00:00Z", None, {}, plan, cells, tuple(summarize_run(cells))
+    )
+
+
+def test_a_shorter_tail_is_called_faster_on_p99_while_throughput_is_a_tie() -> None:
+    # The same throughput; b's p99 is 0.6x a's in every repeat, however the machine moved.
+    run = _run_with_tails(
+        {"a": [500.0, 1000.0, 700.0], "b": [505.0, 995.0, 700.0]},
+        {"a": [20.0, 10.0, 14.0], "b": [12.0, 6.1, 8.3]},
+    )
+    [comparison] = stack_comparisons(run)
+    assert comparison.rps is not None and comparison.rps.verdict == "within noise"
+    tail = comparison.latency_p99_ms
+    assert tail is not None and not tail.higher_is_better
+    assert tail.ratio == pytest.approx(26.4 / 44.0)  # the ratio of the mean p99s
+    assert tail.ci95_high is not None and tail.ci95_high < 1 - MIN_EFFECT
+    assert tail.verdict == "faster"
+    assert tail.p_better is not None and tail.p_better < 0.01
+
+
+def test_a_longer_tail_is_called_slower_on_p99() -> None:
+    run = _run_with_tails(
+        {"a": [500.0, 510.0, 505.0], "b": [500.0, 510.0, 505.0]},
+        {"a": [10.0, 11.0, 10.5], "b": [15.0, 16.6, 15.6]},
+    )
+    [comparison] = stack_comparisons(run)
+    tail = comparison.latency_p99_ms
+    assert tail is not None and tail.ci95_low is not None and tail.ci95_low > 1 + MIN_EFFECT
+    assert tail.verdict == "slower"
+    assert tail.p_worse is not None and tail.p_worse < 0.01

@@ -159,6 +159,9 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
             verdict = result.verdict
             if result.verdict != "within noise" and result.ratio is not None:
                 verdict = f"{result.ratio:.2f}x {result.verdict}"
+            tail = comparison.latency_p99_ms
+            if tail is not None and tail.verdict != "within noise" and tail.ratio is not None:
+                verdict += f", p99 {tail.ratio - 1:+.0%}"  # a called difference only
         table.add_row(
             summary.key.workload,
             str(summary.key.concurrency),
@@ -222,6 +225,7 @@ def run_document(run: Run, path: Path, reports: list[Path] | None = None) -> dic
                 "base": comparison.base,
                 "rps": _comparison(comparison.rps),
                 "requests_per_server_cpu_s": _comparison(comparison.requests_per_server_cpu_s),
+                "latency_p99_ms": _comparison(comparison.latency_p99_ms),
             }
             for comparison in stack_comparisons(run)
         ],

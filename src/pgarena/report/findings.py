@@ -120,6 +120,22 @@ def _efficiency_findings(figures: RunFigures) -> list[str]:
     return sentences
 
 
+def _tail_findings(figures: RunFigures) -> list[str]:
+    """p99 latency where its verdict calls a difference, as a factor of the base's p99."""
+    sentences = []
+    for workload in figures.workloads:
+        parts = [
+            f"{c.stack}'s is {c.latency_p99_ms.ratio:.2f}x {c.base}'s "
+            f"({c.latency_p99_ms.ci95_low:.2f}{DASH}{c.latency_p99_ms.ci95_high:.2f}) "
+            f"at concurrency {c.concurrency}"
+            for c in figures.comparisons_of(workload)
+            if _called(c, "latency_p99_ms")
+        ]
+        if parts:
+            sentences.append(f"p99 latency on {workload} (lower is better): {'; '.join(parts)}.")
+    return sentences
+
+
 def _cpu_findings(figures: RunFigures) -> list[str]:
     shares = [cell.cpu_share for cell in figures.cells.values() if cell.cpu_share]
     if not shares:
@@ -204,6 +220,7 @@ def findings(figures: RunFigures) -> list[str]:
         *_throughput_findings(figures),
         *_single_measurement_findings(figures),
         *_efficiency_findings(figures),
+        *_tail_findings(figures),
         *_cpu_findings(figures),
         *_warning_findings(figures),
     ]

@@ -100,25 +100,39 @@ def cpu_share_text(cell: CellFigures) -> str:
     return " / ".join(percent(share.get(part)) for part in CPU_PARTS)
 
 
+def _tail_entry(comparison: Any) -> Entry:
+    """'-38% (-45% to -30%)' when the p99 verdict calls a difference, else what it says."""
+    if comparison is None:
+        return Entry(MISSING)
+    if comparison.verdict == "within noise" or comparison.ci95_low is None:
+        return Entry(verdict(comparison, "", ""), comparison.ratio, kind="noise")
+    text = f"{diff_percent(comparison)} ({diff_interval(comparison)})"
+    return Entry(text, comparison.ratio, kind=comparison.verdict)
+
+
 def latency_table(figures: RunFigures, workload: str) -> Table:
-    """p50/p99 latency, requests per server CPU-second, statements per request (ORM and raw
-    stacks side by side), new PostgreSQL connections per second after warmup (0 for a pool
-    that keeps its connections), memory and CPU share per cell."""
+    """p50/p99 latency (p99 against the first stack's, with its verdict), requests per
+    server CPU-second, statements per request (ORM and raw stacks side by side), new
+    PostgreSQL connections per second after warmup (0 for a pool that keeps its
+    connections), memory and CPU share per cell."""
+    base = figures.base_stack or ""
     table = Table(
         header=[
             "Concurrency",
             "Stack",
             "p50 (ms)",
             "p99 (ms)",
+            f"p99 vs {base}",
             "req / server CPU-s",
             "Statements / req",
             "New conns / s",
             "Peak RSS (MiB)",
             "CPU server / PG / generator",
         ],
-        numeric=[True, False, True, True, True, True, True, True, True],
+        numeric=[True, False, True, True, True, True, True, True, True, True],
     )
     for cell in figures.cells_of(workload):
+        comparison = figures.comparison(cell.stack, workload, cell.concurrency)
         share = cell.cpu_share or {}
         statements = cell.summary.statements_per_request
         churn = cell.summary.new_connections_per_s
@@ -128,6 +142,7 @@ def latency_table(figures: RunFigures, workload: str) -> Table:
                 Entry(cell.stack, cell.stack, tuple(cell.warnings)),
                 _figure(cell.latency_p50_ms),
                 _figure(cell.latency_p99_ms),
+                _tail_entry(comparison.latency_p99_ms if comparison else None),
                 _figure(cell.requests_per_server_cpu_s),
                 Entry(number(statements), statements),
                 Entry(number(churn), churn),

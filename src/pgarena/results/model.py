@@ -217,6 +217,11 @@ class Cell(Keyed):
         return self.status == "ok"
 
     @property
+    def latency_p99_ms(self) -> float | None:
+        """The 99th percentile of this repeat's latencies (the figure its summary averages)."""
+        return self.latency_ms.get("p99")
+
+    @property
     def reopened_connections_per_s(self) -> float | None:
         """Connections opened in the window beyond the pool's growth, per second: ones the
         pool closed and opened again (churn). None when not measured."""

@@ -95,7 +95,7 @@ FIGURES: dict[str, Callable[[Cell], float | None]] = {
     "rps": lambda cell: cell.rps,
     "requests_per_server_cpu_s": lambda cell: cell.requests_per_server_cpu_s,
     "latency_p50_ms": lambda cell: cell.latency_ms.get("p50"),
-    "latency_p99_ms": lambda cell: cell.latency_ms.get("p99"),
+    "latency_p99_ms": lambda cell: cell.latency_p99_ms,
 }
 Pooled = dict[str, tuple[float, float] | None]
 

@@ -1,6 +1,12 @@
 """Which stack is faster: every stack against the run's first, with the family of verdicts
 corrected for multiple comparisons.
 
+Three figures are judged, each its own family: throughput, requests per server CPU-second
+(what a busy machine moves least) and p99 latency (lower is better: "faster" is a shorter
+tail). In a closed loop p99 mostly mirrors throughput (each client waits for its answer,
+so a stack that serves less answers later); at a fixed rate (`--rate`), or in an A/B run of
+a change that leaves throughput alone, it is the tail's own verdict.
+
 Repeats are paired. Repeat r of every stack ran on the machine as it was during repeat r
 (with `--server-lifetime repeat`, within seconds of each other), so the ratio of two stacks
 in one repeat is free of the machine's slow drift, which moves both. The interval of a
@@ -56,12 +62,15 @@ class StackComparison(Keyed):
     key: CellKey
     rps: Comparison | None
     requests_per_server_cpu_s: Comparison | None
+    latency_p99_ms: Comparison | None = None
 
 
-def _compare(base: Estimate | None, new: Estimate | None) -> Comparison | None:
+def _compare(
+    base: Estimate | None, new: Estimate | None, higher_is_better: bool
+) -> Comparison | None:
     if base is None or new is None or base.mean is None or new.mean is None:
         return None
-    return compare_estimates(base, new, higher_is_better=True, threshold=MIN_EFFECT)
+    return compare_estimates(base, new, higher_is_better=higher_is_better, threshold=MIN_EFFECT)
 
 
 LogRatios = list[float]
@@ -91,12 +100,15 @@ def paired_comparison(
     log_ratios: LogRatios,
     pooled: tuple[float, float] | None,
     threshold: float = 0.0,
+    *,
+    higher_is_better: bool = True,
 ) -> Comparison | None:
     """`new` against `base` from paired repeats: the ratio of means, with an interval from
     the per-repeat log ratios' spread (moderated by `pooled`); None when it cannot pair.
 
     A winner is named only when the interval lies beyond 1 +/- `threshold`; `p_better` and
-    `p_worse` test those two bounds, one-sided."""
+    `p_worse` test those two bounds, one-sided (better is above for throughput, below for
+    a latency: `higher_is_better`)."""
     if base.mean is None or new.mean is None or base.mean <= 0 or new.mean <= 0:
         return None
     count = len(log_ratios)
@@ -110,30 +122,33 @@ def paired_comparison(
         return None
     ratio = new.mean / base.mean
     se = math.sqrt(variance / count)
+    direction = {"higher_is_better": higher_is_better, "threshold": threshold}
     if se == 0:
-        verdict = band_verdict(ratio, ratio, threshold)
-        return Comparison(ratio, ratio, ratio, verdict, base, new, df=df, threshold=threshold)
+        verdict = band_verdict(ratio, ratio, threshold, higher_is_better=higher_is_better)
+        return Comparison(ratio, ratio, ratio, verdict, base, new, df=df, **direction)
     half = float(scipy_stats.t.ppf(0.975, df)) * se
     low, high = ratio * math.exp(-half), ratio * math.exp(half)
-    p_better = float(scipy_stats.t.sf(math.log(ratio / (1 + threshold)) / se, df))
-    p_worse = float(scipy_stats.t.cdf(math.log(ratio / (1 - threshold)) / se, df))
+    p_above = float(scipy_stats.t.sf(math.log(ratio / (1 + threshold)) / se, df))
+    p_below = float(scipy_stats.t.cdf(math.log(ratio / (1 - threshold)) / se, df))
+    p_better, p_worse = (p_above, p_below) if higher_is_better else (p_below, p_above)
     return Comparison(
         ratio,
         low,
         high,
-        band_verdict(low, high, threshold),
+        band_verdict(low, high, threshold, higher_is_better=higher_is_better),
         base,
         new,
         p_value=min(1.0, 2 * min(p_better, p_worse)),
         p_worse=p_worse,
         p_better=p_better,
         df=df,
-        threshold=threshold,
+        **direction,
     )
 
 
-# The figures a verdict is given on; a cell and a summary both carry them by these names.
-FIGURES = ("rps", "requests_per_server_cpu_s")
+# The figures a verdict is given on, and whether higher is better; a cell and a summary
+# both carry them by these names.
+FIGURES = {"rps": True, "requests_per_server_cpu_s": True, "latency_p99_ms": False}
 
 
 def stack_comparisons(run: Run) -> list[StackComparison]:
@@ -154,7 +169,7 @@ def stack_comparisons(run: Run) -> list[StackComparison]:
                 if summary is not None:
                     pairs.append((base_summary, summary))
     results: dict[str, list[Comparison | None]] = {}
-    for figure in FIGURES:
+    for figure, higher_is_better in FIGURES.items():
         ratios = [_log_ratios(run, old.key, new.key, figure) for old, new in pairs]
         pooled = {
             workload: _pooled(
@@ -172,9 +187,14 @@ def stack_comparisons(run: Run) -> list[StackComparison]:
             paired = None
             if before is not None and after is not None:
                 paired = paired_comparison(
-                    before, after, log_ratios, pooled[old.key.workload], MIN_EFFECT
+                    before,
+                    after,
+                    log_ratios,
+                    pooled[old.key.workload],
+                    MIN_EFFECT,
+                    higher_is_better=higher_is_better,
                 )
-            found.append(paired or _compare(before, after))
+            found.append(paired or _compare(before, after, higher_is_better))
         results[figure] = found
     comparisons = [
         StackComparison(
@@ -182,6 +202,7 @@ def stack_comparisons(run: Run) -> list[StackComparison]:
             key=new.key,
             rps=results["rps"][index],
             requests_per_server_cpu_s=results["requests_per_server_cpu_s"][index],
+            latency_p99_ms=results["latency_p99_ms"][index],
         )
         for index, (_, new) in enumerate(pairs)
     ]
