@@ -82,8 +82,8 @@ def render_markdown(figures: RunFigures, *, charts: Sequence[tuple[str | None, s
         out.append(markdown_table(throughput_table(figures, workload)))
         out += [
             "",
-            "Latency (lower is better; p99 against the first stack's, with its interval when "
-            "the verdict calls a difference), requests per server CPU-second (higher is "
+            "Latency (lower is better), with p99 against the first stack's (and its interval "
+            "when the verdict calls a difference), requests per server CPU-second (higher is "
             "better), statements PostgreSQL ran per request, new PostgreSQL connections per "
             "second, peak server memory and share of the machine's CPU:",
             "",
