@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+from rich.console import Console
 from scipy import stats as scipy_stats
 
+from pgarena.bench.display import print_summary
 from pgarena.results.model import Cell, CellKey, Run
 from pgarena.results.stats import Estimate
 from pgarena.results.summary import summarize_run
@@ -141,3 +144,17 @@ def test_a_longer_tail_is_called_slower_on_p99() -> None:
     assert tail is not None and tail.ci95_low is not None and tail.ci95_low > 1 + MIN_EFFECT
     assert tail.verdict == "slower"
     assert tail.p_worse is not None and tail.p_worse < 0.01
+
+
+def test_the_terminal_table_shows_a_called_p99_ratio_and_says_what_it_is(tmp_path: Path) -> None:
+    run = _run_with_tails(
+        {"a": [500.0, 1000.0, 700.0], "b": [505.0, 995.0, 700.0], "c": [500.0, 990.0, 705.0]},
+        {"a": [20.0, 10.0, 14.0], "b": [12.0, 6.1, 8.3], "c": [19.0, 10.5, 14.2]},
+    )
+    console = Console(record=True, width=200)
+    print_summary(run, tmp_path / "results.json", console)
+    text = console.export_text()
+    rows = {line.split("│")[3].strip(): line for line in text.splitlines() if line.startswith("│")}
+    assert "(0.6x)" in rows["b"]  # called: b's p99 is 0.6x a's
+    assert "x)" not in rows["a"] and "x)" not in rows["c"]  # the base; within noise
+    assert "p99 (Nx): the p99's ratio to a's" in " ".join(text.split())

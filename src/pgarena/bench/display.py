@@ -22,7 +22,7 @@ from pgarena.bench.loadgen import Progress
 from pgarena.bench.plan import SERVER_START_ESTIMATE_S, Plan, PlannedCell, format_duration
 from pgarena.results.model import Cell, Run, Summary
 from pgarena.results.stats import Comparison, Estimate
-from pgarena.results.verdicts import VERDICT_RULE, stack_comparisons
+from pgarena.results.verdicts import VERDICT_RULE, StackComparison, stack_comparisons
 
 console = Console(stderr=True)  # progress and warnings
 output = Console()  # the result: summary table, SLO lines, where the files are
@@ -159,16 +159,13 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
             verdict = result.verdict
             if result.verdict != "within noise" and result.ratio is not None:
                 verdict = f"{result.ratio:.2f}x {result.verdict}"
-            tail = comparison.latency_p99_ms
-            if tail is not None and tail.verdict != "within noise" and tail.ratio is not None:
-                verdict += f", p99 {tail.ratio - 1:+.0%}"  # a called difference only
         table.add_row(
             summary.key.workload,
             str(summary.key.concurrency),
             summary.key.stack,
             _format(summary.rps),
             verdict,
-            _format(summary.latency_p99_ms, 1),
+            _format(summary.latency_p99_ms, 1) + _called_ratio(comparison),
             _format(summary.requests_per_server_cpu_s),
             _shares(summary),
             ",".join(marks),
@@ -178,6 +175,7 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
         out.print(f"  [yellow]{number}[/] {warning}", highlight=False)
     out.print(
         f"  verdicts against {run.stacks[0] if run.stacks else 'the first stack'}: {VERDICT_RULE}"
+        f"; p99 (Nx): the p99's ratio to {base}'s, where its verdict calls a difference"
     )
     failed = len(run.failed_cells)
     if failed:
@@ -205,6 +203,14 @@ def print_slo(run: Run, out: Console = output) -> None:
         )
     passed = len(run.slo) - len(failed)
     out.print(f"SLOs: {passed} of {len(run.slo)} checks passed")
+
+
+def _called_ratio(comparison: StackComparison | None) -> str:
+    """' (2.6x)': p99 against the base's, only where the p99 verdict calls a difference."""
+    tail = comparison.latency_p99_ms if comparison is not None else None
+    if tail is None or tail.verdict == "within noise" or tail.ratio is None:
+        return ""
+    return f" ({tail.ratio:.2g}x)"
 
 
 def run_document(run: Run, path: Path, reports: list[Path] | None = None) -> dict[str, Any]:
