@@ -158,3 +158,23 @@ def test_the_terminal_table_shows_a_called_p99_ratio_and_says_what_it_is(tmp_pat
     assert "(0.6x)" in rows["b"]  # called: b's p99 is 0.6x a's
     assert "x)" not in rows["a"] and "x)" not in rows["c"]  # the base; within noise
     assert "p99 (Nx): the p99's ratio to a's" in " ".join(text.split())
+
+
+def test_on_a_narrow_terminal_stack_names_fold_instead_of_being_cut(tmp_path: Path) -> None:
+    names = ["async-psycopg3", "async-raw", "async"]  # cut to 5 letters they would all match
+    run = _run_with_tails(
+        {name: [500.0, 510.0, 505.0] for name in names},
+        {name: [10.0, 11.0, 10.5] for name in names},
+    )
+    console = Console(record=True, width=80)
+    print_summary(run, tmp_path / "results.json", console)
+    rows: list[str] = []
+    for line in console.export_text().splitlines():
+        if not line.startswith("│"):
+            continue
+        workload, stack = line.split("│")[1].strip(), line.split("│")[3].strip()
+        if workload:  # a row's first line; the ones after it continue its cells
+            rows.append(stack)
+        else:
+            rows[-1] += stack
+    assert rows == names

@@ -143,7 +143,10 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
     left = ("workload", "stack", f"vs {base}", "CPU srv/pg/gen", "!")
     columns = ("workload", "c", "stack", "req/s", f"vs {base}", "p99 ms", "req/CPU-s", *left[3:])
     for column in columns:
-        table.add_column(column, justify="left" if column in left else "right")
+        # A stack name too long for a narrow terminal folds onto a second line: cut short,
+        # three stacks would all read "async…".
+        fold = "fold" if column == "stack" else "ellipsis"
+        table.add_column(column, justify="left" if column in left else "right", overflow=fold)
     notes: dict[str, int] = {}
     order = {(w, c, s): i for i, (w, c, s) in enumerate(_plan_order(run))}
     summaries = sorted(
