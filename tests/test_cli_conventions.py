@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import run_pgarena
@@ -33,6 +34,30 @@ def test_dash_h_is_help_everywhere(command: list[str]) -> None:
 def test_top_level_help_offers_shell_completion() -> None:
     result = run_pgarena("-h", env={"COLUMNS": "120"})
     assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+def test_every_command_is_summed_up_in_one_line() -> None:
+    """A command list shows the first paragraph of each command's help with its line breaks:
+    a summary written over two lines broke mid-sentence in `pgarena -h`."""
+    import typer.main
+
+    from pgarena.cli import app
+
+    def commands(group: Any, prefix: str) -> list[tuple[str, Any]]:
+        found = []
+        for name, command in group.commands.items():
+            found.append((prefix + name, command))
+            if hasattr(command, "commands"):  # a group: `pgarena db`
+                found += commands(command, f"{prefix}{name} ")
+        return found
+
+    listed = commands(typer.main.get_command(app), "")
+    assert {"run", "chaos", "locust", "db seed"} <= {name for name, _ in listed}
+    for name, command in listed:
+        summary = (command.help or "").strip().split("\n\n")[0]
+        assert summary and "\n" not in summary, f"pgarena {name}: {summary!r}"
+    top = run_pgarena("-h", env={"COLUMNS": "200"}).stdout
+    assert "Break PostgreSQL under each stack and check the service copes within its bounds." in top
 
 
 def test_serve_help_shows_defaults_and_environment_variables() -> None:

@@ -63,9 +63,11 @@ def chaos_command(
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Break PostgreSQL under each stack (restart, freeze, pool exhaustion, disconnect storm,
-    concurrent writes, schemathesis when installed) and check the service copes within its
-    bounds. Writes chaos.json, chaos.md and chaos.html; exits 1 if any check fails."""  # fmt: skip
+    """Break PostgreSQL under each stack and check the service copes within its bounds.
+
+    The faults: restart, freeze, pool exhaustion, disconnect storm, concurrent writes, and
+    schemathesis when installed. Writes chaos.json, chaos.md and chaos.html; exits 1 if any
+    check fails."""  # fmt: skip
     from pgarena.bench.options import available_stacks, parse_names, parse_seconds
     from pgarena.bench.runner import check_writable
     from pgarena.chaos.model import Bounds

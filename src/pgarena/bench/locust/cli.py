@@ -83,9 +83,11 @@ def locust_command(
     timeout: opt.Timeout = "10s",
     quiet: opt.Quiet = False,
 ) -> None:
-    """Run pgarena's workloads on Locust: a master and --workers local worker processes,
-    more on other machines with --expect-workers. Writes the same result file as
-    `pgarena run` (generator: locust), which `report` and `compare` read."""
+    """Run pgarena's workloads on Locust, into the same result file as `pgarena run`.
+
+    A master and --workers local worker processes, more on other machines with
+    --expect-workers. The result file says `generator: locust`; `report` and `compare` read
+    it as any other."""
     require_locust()
     timeout_s = parse_seconds(timeout, "--timeout")
     if worker:
