@@ -93,13 +93,15 @@ def calibrate(
     concurrency_levels: list[int],
     duration_s: float,
     rounds: int = 3,
-    warmup_s: float = 1.0,
 ) -> list[Calibration]:
     """Measure wrk and the generator on http://host:port/path at each concurrency level.
 
     Each level runs `rounds` rounds; a round runs both tools one after the other, and the
     order alternates between rounds so neither always meets a warmer server. The figures
-    are the medians over the rounds: on a shared machine single runs swing by 2x.
+    are the medians over the rounds: on a shared machine single runs swing by 2x. wrk has
+    no warmup, so the generator gets none either: both are measured from their first
+    request, connections opened included, on a server warmed once by wrk before the first
+    round.
     """
     wrk_path()  # fail before any load if it is missing
     scenario = Scenario(1, (Step("GET", path),))
@@ -109,9 +111,7 @@ def calibrate(
     run_wrk(url, concurrency_levels[0], 1)  # the server's first second is not representative
     with LoadGenerator(1) as generator:
         for concurrency in concurrency_levels:
-            job = LoadJob(
-                host, port, workload, concurrency, duration_s=duration_s, warmup_s=warmup_s
-            )
+            job = LoadJob(host, port, workload, concurrency, duration_s=duration_s)
             wrk_runs: list[tuple[float, int, float, int]] = []
             generator_runs: list[LoadResult] = []
             for round_index in range(rounds):

@@ -270,13 +270,13 @@ def print_calibration(results: list[Calibration], where: str) -> None:
     """The calibration table: both tools' throughput, their ratio, CPU per request."""
     table = Table(title=f"generator calibration: {where}")
     columns = (
-        "connections",
+        "clients",
         "wrk req/s",
         "pgarena req/s",
         "ratio",
         "pgarena CPU us/req",
         "wrk CPU us/req",
-        "errors (pgarena/wrk)",
+        "errors pgarena / wrk",
         "",
     )
     for column in columns:
