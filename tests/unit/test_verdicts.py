@@ -160,7 +160,9 @@ def test_the_terminal_table_shows_a_called_p99_ratio_and_says_what_it_is(tmp_pat
     assert "p99 (Nx): the p99's ratio to a's" in " ".join(text.split())
 
 
-def test_on_a_narrow_terminal_stack_names_fold_instead_of_being_cut(tmp_path: Path) -> None:
+def test_on_an_80_column_terminal_each_stack_keeps_its_figures_on_one_line(
+    tmp_path: Path,
+) -> None:
     names = ["async-psycopg3", "async-raw", "async"]  # cut to 5 letters they would all match
     run = _run_with_tails(
         {name: [500.0, 510.0, 505.0] for name in names},
@@ -168,13 +170,29 @@ def test_on_a_narrow_terminal_stack_names_fold_instead_of_being_cut(tmp_path: Pa
     )
     console = Console(record=True, width=80)
     print_summary(run, tmp_path / "results.json", console)
-    rows: list[str] = []
-    for line in console.export_text().splitlines():
-        if not line.startswith("│"):
-            continue
-        workload, stack = line.split("│")[1].strip(), line.split("│")[3].strip()
-        if workload:  # a row's first line; the ones after it continue its cells
-            rows.append(stack)
-        else:
-            rows[-1] += stack
-    assert rows == names
+    lines = console.export_text().splitlines()
+    assert "db, c=10" in [line.strip() for line in lines]  # the cells' workload and clients
+    header = next(line for line in lines if line.startswith("stack"))
+    assert header.split() == [
+        "stack",
+        "req/s",
+        "vs",
+        "async-psycopg3",
+        "p99",
+        "ms",
+        "req/CPU-s",
+        "!",
+    ]
+    for name in names:
+        [row] = [line for line in lines if line.split(" ")[0] == name]  # the whole name
+        assert row.count("±") == 2  # req/s and p99
+        assert ("-" if name == names[0] else "within noise") in row  # the verdict
+    assert any("CPU shares" in line for line in lines)  # where the column left out is
+
+
+def test_on_a_wide_terminal_the_summary_is_one_table_with_the_cpu_shares(tmp_path: Path) -> None:
+    run = _run_with_tails({"a": [500.0, 510.0, 505.0]}, {"a": [10.0, 11.0, 10.5]})
+    console = Console(record=True, width=200)
+    print_summary(run, tmp_path / "results.json", console)
+    [header] = [line for line in console.export_text().splitlines() if "workload" in line]
+    assert [cell.strip() for cell in header.strip("┃").split("┃")][-2:] == ["CPU srv/pg/gen", "!"]

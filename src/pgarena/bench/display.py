@@ -7,13 +7,16 @@ Like any Unix tool, progress goes to stderr (`console`) and the result to stdout
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -134,46 +137,29 @@ def _shares(summary: Summary) -> str:
     return "/".join("-" if part is None else f"{part:.0%}" for part in parts)
 
 
+SHARES = "CPU srv/pg/gen"  # the summary's column of CPU shares
+
+
 def print_summary(run: Run, path: Path, out: Console = output) -> None:
     """The final table (means ± 95% interval, and each stack's verdict against the first),
     its numbered warnings, and where the results are."""
-    verdicts = {c.key: c for c in stack_comparisons(run)}
     base = run.stacks[0] if run.stacks else "-"
-    table = Table(title=f"pgarena run: mean ± 95% interval; verdicts against {base}")
-    left = ("workload", "stack", f"vs {base}", "CPU srv/pg/gen", "!")
-    columns = ("workload", "c", "stack", "req/s", f"vs {base}", "p99 ms", "req/CPU-s", *left[3:])
-    for column in columns:
-        # A stack name too long for a narrow terminal folds onto a second line: cut short,
-        # three stacks would all read "async…".
-        fold = "fold" if column == "stack" else "ellipsis"
-        table.add_column(column, justify="left" if column in left else "right", overflow=fold)
-    notes: dict[str, int] = {}
-    order = {(w, c, s): i for i, (w, c, s) in enumerate(_plan_order(run))}
-    summaries = sorted(
-        run.summaries,
-        key=lambda s: order.get((s.key.workload, s.key.concurrency, s.key.stack), len(order)),
-    )
-    for summary in summaries:
-        marks = [str(notes.setdefault(w.message, len(notes) + 1)) for w in summary.warnings]
-        comparison = verdicts.get(summary.key)
-        verdict = "-"
-        if comparison is not None and comparison.rps is not None:
-            result = comparison.rps
-            verdict = result.verdict
-            if result.verdict != "within noise" and result.ratio is not None:
-                verdict = f"{result.ratio:.2f}x {result.verdict}"
-        table.add_row(
-            summary.key.workload,
-            str(summary.key.concurrency),
-            summary.key.stack,
-            _format(summary.rps),
-            verdict,
-            _format(summary.latency_p99_ms, 1) + _called_ratio(comparison),
-            _format(summary.requests_per_server_cpu_s),
-            _shares(summary),
-            ",".join(marks),
-        )
-    out.print(table)
+    notes: dict[str, int] = {}  # warning -> its number in the table
+    rows = _summary_rows(run, notes)
+    title = f"pgarena run: mean ± 95% interval; verdicts against {base}"
+    headers = ("workload", "c", "stack", "req/s", f"vs {base}", "p99 ms", "req/CPU-s", SHARES, "!")
+    left = {"workload", "stack", f"vs {base}", SHARES, "!"}  # the figures: right
+    justify = ["left" if header in left else "right" for header in headers]
+    table = Table(title=title)
+    for header, side in zip(headers, justify, strict=True):
+        table.add_column(header, justify=side)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*row)
+    needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    if needed <= out.width:
+        out.print(table)
+    else:
+        _print_by_group(out, title, headers, justify, rows, needed)
     for warning, number in notes.items():
         out.print(f"  [yellow]{number}[/] {warning}", highlight=False)
     out.print(
@@ -189,6 +175,87 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
     logs = path.parent / "servers"
     if logs.is_dir():
         out.print(f"server logs: {logs}", soft_wrap=True, highlight=False)
+
+
+def _summary_rows(run: Run, notes: dict[str, int]) -> list[tuple[str, ...]]:
+    """The summary table's rows, in the plan's order; each warning numbered in `notes`."""
+    verdicts = {c.key: c for c in stack_comparisons(run)}
+    order = {(w, c, s): i for i, (w, c, s) in enumerate(_plan_order(run))}
+    summaries = sorted(
+        run.summaries,
+        key=lambda s: order.get((s.key.workload, s.key.concurrency, s.key.stack), len(order)),
+    )
+    rows = []
+    for summary in summaries:
+        marks = [str(notes.setdefault(w.message, len(notes) + 1)) for w in summary.warnings]
+        comparison = verdicts.get(summary.key)
+        verdict = "-"
+        if comparison is not None and comparison.rps is not None:
+            result = comparison.rps
+            verdict = result.verdict
+            if result.verdict != "within noise" and result.ratio is not None:
+                verdict = f"{result.ratio:.2f}x {result.verdict}"
+        rows.append(
+            (
+                summary.key.workload,
+                str(summary.key.concurrency),
+                summary.key.stack,
+                _format(summary.rps),
+                verdict,
+                _format(summary.latency_p99_ms, 1) + _called_ratio(comparison),
+                _format(summary.requests_per_server_cpu_s),
+                _shares(summary),
+                ",".join(marks),
+            )
+        )
+    return rows
+
+
+def _print_by_group(
+    out: Console,
+    title: str,
+    headers: tuple[str, ...],
+    justify: list[str],
+    rows: list[tuple[str, ...]],
+    needed: int,
+) -> None:
+    """The summary on a terminal too narrow for its table (`needed` columns; a CI log has
+    80): one table per workload and concurrency, lined up, and without the CPU shares if
+    they do not fit either. In one table every figure wrapped onto a second line and the
+    stack names were cut."""
+    groups = [(key, list(group)) for key, group in itertools.groupby(rows, lambda r: r[:2])]
+    for dropped in (("workload", "c"), ("workload", "c", SHARES)):
+        keep = [i for i, header in enumerate(headers) if header not in dropped]
+        widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in keep]
+        tables = []
+        for (workload, concurrency), group in groups:
+            table = Table(
+                title=f"{workload}, c={concurrency}",
+                title_justify="left",
+                title_style="bold",
+                box=box.SIMPLE_HEAD,
+                show_edge=False,
+                pad_edge=False,
+                collapse_padding=True,
+            )
+            for i, width in zip(keep, widths, strict=True):
+                # Folded where even this is too wide: cut, three names would read "async…".
+                table.add_column(headers[i], justify=justify[i], width=width, overflow="fold")  # type: ignore[arg-type]
+            for row in group:
+                table.add_row(*(row[i] for i in keep))
+            tables.append(table)
+        if Measurement.get(out, out.options.update_width(10_000), tables[0]).maximum <= out.width:
+            break
+    out.print(title, highlight=False)
+    for table in tables:
+        out.print()
+        out.print(table)
+    if SHARES in dropped:
+        out.print(
+            "  CPU shares (server/PostgreSQL/generator): in the report, and here on a terminal"
+            f" {needed} columns wide",
+            highlight=False,
+        )
 
 
 def print_slo(run: Run, out: Console = output) -> None:
