@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.live import Live
 from rich.measure import Measurement
 from rich.table import Table
@@ -149,14 +149,14 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
     title = f"pgarena run: mean ± 95% interval; verdicts against {base}"
     headers = ("workload", "c", "stack", "req/s", f"vs {base}", "p99 ms", "req/CPU-s", SHARES, "!")
     left = {"workload", "stack", f"vs {base}", SHARES, "!"}  # the figures: right
-    justify = ["left" if header in left else "right" for header in headers]
+    justify: list[JustifyMethod] = ["left" if header in left else "right" for header in headers]
     table = Table(title=title)
     for header, side in zip(headers, justify, strict=True):
-        table.add_column(header, justify=side)  # type: ignore[arg-type]
+        table.add_column(header, justify=side)
     for row in rows:
         table.add_row(*row)
     needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
-    if needed <= out.width:
+    if needed <= out.width or not rows:
         out.print(table)
     else:
         _print_by_group(out, title, headers, justify, rows, needed)
@@ -215,7 +215,7 @@ def _print_by_group(
     out: Console,
     title: str,
     headers: tuple[str, ...],
-    justify: list[str],
+    justify: list[JustifyMethod],
     rows: list[tuple[str, ...]],
     needed: int,
 ) -> None:
@@ -240,7 +240,7 @@ def _print_by_group(
             )
             for i, width in zip(keep, widths, strict=True):
                 # Folded where even this is too wide: cut, three names would read "async…".
-                table.add_column(headers[i], justify=justify[i], width=width, overflow="fold")  # type: ignore[arg-type]
+                table.add_column(headers[i], justify=justify[i], width=width, overflow="fold")
             for row in group:
                 table.add_row(*(row[i] for i in keep))
             tables.append(table)
