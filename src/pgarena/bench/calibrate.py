@@ -42,10 +42,13 @@ class Calibration:
     generator_errors: int
     wrk_errors: int
     rounds: int = 1
+    # The lowest and highest ratio of one round's two runs: how far a single round strays.
+    ratio_low: float | None = None
+    ratio_high: float | None = None
 
     @property
     def ratio(self) -> float:
-        """pgarena's throughput as a fraction of wrk's."""
+        """pgarena's throughput as a fraction of wrk's (medians over the rounds)."""
         return self.generator_rps / self.wrk_rps if self.wrk_rps else 0.0
 
     @property
@@ -98,7 +101,8 @@ def calibrate(
 
     Each level runs `rounds` rounds; a round runs both tools one after the other, and the
     order alternates between rounds so neither always meets a warmer server. The figures
-    are the medians over the rounds: on a shared machine single runs swing by 2x. wrk has
+    are the medians over the rounds (on a shared machine single runs swing by 2x), and the
+    ratio comes with its range over the rounds, each round's two runs paired. wrk has
     no warmup, so the generator gets none either: both are measured from their first
     request, connections opened included, on a server warmed once by wrk before the first
     round.
@@ -121,6 +125,8 @@ def calibrate(
                 else:
                     generator_runs.append(generator.run(job))
                     wrk_runs.append(run_wrk(url, concurrency, duration_s))
+            # A round's two runs follow each other: their ratio is the paired measurement.
+            paired = [g.rps / w[0] for w, g in zip(wrk_runs, generator_runs, strict=True) if w[0]]
             wrk_requests = sum(run[1] for run in wrk_runs)
             generator_requests = sum(run.requests for run in generator_runs)
             generator_cpu = sum(run.generator_cpu_s for run in generator_runs)
@@ -138,6 +144,8 @@ def calibrate(
                     generator_errors=sum(run.error_count for run in generator_runs),
                     wrk_errors=sum(run[3] for run in wrk_runs),
                     rounds=rounds,
+                    ratio_low=min(paired, default=None),
+                    ratio_high=max(paired, default=None),
                 )
             )
     return results

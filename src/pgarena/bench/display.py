@@ -335,31 +335,40 @@ def _plan_order(run: Run) -> list[tuple[str, int, str]]:
 
 def print_calibration(results: list[Calibration], where: str) -> None:
     """The calibration table: both tools' throughput, their ratio, CPU per request."""
-    table = Table(title=f"generator calibration: {where}")
+    table = Table(
+        title=f"generator calibration: {where}; medians over the rounds, the ratio's range in"
+        " one round in brackets"
+    )
     columns = (
         "clients",
         "wrk req/s",
         "pgarena req/s",
         "ratio",
-        "pgarena CPU us/req",
-        "wrk CPU us/req",
+        "CPU us/req pgarena / wrk",
         "errors pgarena / wrk",
         "",
     )
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=column == "ratio")
     for result in results:
         table.add_row(
             str(result.concurrency),
             f"{result.wrk_rps:,.0f}",
             f"{result.generator_rps:,.0f}",
-            f"{result.ratio:.0%}",
-            _microseconds(result.generator_cpu_us_per_request),
-            _microseconds(result.wrk_cpu_us_per_request),
-            f"{result.generator_errors}/{result.wrk_errors}",
+            _ratio(result),
+            f"{_microseconds(result.generator_cpu_us_per_request)}"
+            f" / {_microseconds(result.wrk_cpu_us_per_request)}",
+            f"{result.generator_errors} / {result.wrk_errors}",
             "[green]ok[/]" if result.passed else f"[red]< {TARGET_RATIO:.0%}[/]",
         )
     Console().print(table)
+
+
+def _ratio(result: Calibration) -> str:
+    """'101% (99-104)': the ratio of the medians, and its lowest and highest in one round."""
+    if result.rounds < 2 or result.ratio_low is None or result.ratio_high is None:
+        return f"{result.ratio:.0%}"
+    return f"{result.ratio:.0%} ({100 * result.ratio_low:.0f}-{100 * result.ratio_high:.0f})"
 
 
 def _microseconds(value: float | None) -> str:
