@@ -64,7 +64,8 @@ class Profiler:
         # --nonblocking: the server is never paused to be read; a sample may be torn, which
         # py-spy counts as an error and drops. --nolineno: one frame per function, not per
         # line, which is what a reader looks for, and an SVG a third the size.
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _wait_until_sampling(self._process)
 
     def stop(self) -> str | None:
         """End the recording; the SVG's path relative to the output directory, or None
@@ -86,3 +87,20 @@ class Profiler:
             self.error = lines[-1] if lines else f"py-spy exited with {process.returncode}"
             return None
         return str(path.relative_to(self.out_dir))
+
+
+def _wait_until_sampling(process: subprocess.Popen[bytes]) -> None:
+    """Return once py-spy samples and will take Ctrl-C as "write the output", or has exited.
+
+    py-spy attaches to the server first (longer with --subprocesses), then prints "Sampling
+    process ..." and one empty line, and only then installs its Ctrl-C handler: a SIGINT
+    before that kills it with nothing written, as a window shorter than the attach once did.
+    So `start` returns once that empty line is read (Rust flushes stdout at each line, even
+    into a pipe); the workers measure meanwhile, as they run in processes of their own. An
+    empty read means py-spy exited, which `stop` reports.
+    """
+    assert process.stdout is not None
+    for line in iter(process.stdout.readline, b""):
+        if b"Sampling process" in line:
+            process.stdout.readline()
+            return
