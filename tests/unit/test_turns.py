@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pgarena.service.stacks.turns import Turns
+from pgarena.service.turns import Turns
 
 
 class NoConnection(Exception):
@@ -64,7 +64,7 @@ def test_a_wait_past_the_pool_timeout_fails_with_the_stacks_error() -> None:
 
     (first, second), elapsed = asyncio.run(scenario())
     assert isinstance(first, NoConnection) and isinstance(second, NoConnection)
-    assert str(first) == "no connection free within 0.05 s"
+    assert str(first) == "no place free within 0.05 s"
     assert elapsed >= 0.07  # the second waited its own 50 ms, not the first's deadline
 
 

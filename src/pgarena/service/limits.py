@@ -44,9 +44,9 @@ of its own, as this middleware was first written, cost 40% of async-raw's `/db` 
   Retry-After, the one cost of the race.
 - **Queue** (sync stacks): at most `thread_count` requests are inside the app at once, so
   none waits for a thread, a wait that no pool timeout bounds (the issue that made sync
-  stacks answer nothing for 90 s). Others wait at most `queue_timeout` for a place, then get
-  503. Each request uses at most one thread at a time (its store call, `routes/sync_api.py`),
-  so this is exactly the thread pool's capacity.
+  stacks answer nothing for 90 s). Others wait at most `queue_timeout` for a place, in
+  arrival order (`turns.py`), then get 503. Each request uses at most one thread at a time
+  (its store call, `routes/sync_api.py`), so this is exactly the thread pool's capacity.
 
 Routes that touch no request-pool connection (`/health`, `/metrics`, `/json`, `/plaintext`,
 the docs) are exempt from all but the body size: they are cheap, bounded by their own
@@ -69,6 +69,7 @@ import anyio
 from pydantic_core import to_json
 
 from pgarena.service.errors import RETRY_AFTER_S
+from pgarena.service.turns import Turns
 
 log = logging.getLogger("pgarena.service")
 # How long a request whose client left gets to unwind by itself once its statements are
@@ -224,8 +225,8 @@ class RequestLimits:
         self.app = app
         self.max_body = max_body_bytes
         self.deadline = deadline or math.inf  # 0 disables
-        self.slots = anyio.Semaphore(threads) if threads else None  # None: async stack
-        self.queue_timeout = queue_timeout
+        # The places in the app, in arrival order (`turns.py`); None: an async stack.
+        self.slots = Turns(threads, queue_timeout, TimeoutError) if threads else None
         self.exempt = frozenset(exempt)
         # pg_cancel_backend for each pid; None behind a transaction pooler, whose clients see
         # PgBouncer's own made-up process ids, not PostgreSQL's: the statement timeout and
@@ -283,17 +284,15 @@ class RequestLimits:
         if self.slots is None:
             await self.app(scope, exchange.receive, exchange.send)
             return
-        placed = False
-        with anyio.move_on_after(self.queue_timeout):
-            await self.slots.acquire()
-            placed = True
-        if not placed:
+        try:
+            await self.slots.take()
+        except TimeoutError:
             await exchange.answer(503, "Server busy")
             return
         try:
             await self.app(scope, exchange.receive, exchange.send)
         finally:
-            self.slots.release()
+            self.slots.give_back()
 
     def _too_late(self, exchange: Exchange, scope: Scope) -> None:
         """The deadline passed: answer 503 now, and stop the app (async stacks at their next

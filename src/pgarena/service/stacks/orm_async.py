@@ -47,7 +47,7 @@ from pgarena.service.schemas import (
 )
 from pgarena.service.stacks import orm
 from pgarena.service.stacks.orm import Row
-from pgarena.service.stacks.turns import Turns
+from pgarena.service.turns import Turns
 from pgarena.settings import Settings
 
 # What the driver raises on a database fault; `errors.is_unavailable` tells faults (503) from

@@ -38,7 +38,7 @@ from pgarena.service.schemas import (
     WorldPublic,
 )
 from pgarena.service.stacks import connect, raw
-from pgarena.service.stacks.turns import Turns
+from pgarena.service.turns import Turns
 from pgarena.settings import Settings
 
 Connection = PoolConnectionProxy  # what the pool hands out

@@ -1,4 +1,5 @@
-"""Connections handed out in arrival order, for the two asyncio stacks.
+"""Places handed out in arrival order, each wait bounded: the asyncio stacks' connections,
+and the sync stacks' places in the app (the request limits' queue, `limits.py`).
 
 An asyncio pool (SQLAlchemy's `AsyncAdaptedQueuePool`, asyncpg's `Pool`) hands a returned
 connection to whoever asks first: `asyncio.Queue` wakes the longest waiter without
@@ -16,13 +17,21 @@ given back goes straight to the longest waiter, so no newcomer can take it first
 spares asyncpg's pool its timeout: `pool.acquire(timeout=...)` wraps every checkout in
 `asyncio.wait_for`, a task per request on Python 3.11.
 
-The wait is bounded by the pool timeout with one timer for all waiters, set for the oldest
-one's deadline: they queue in order and wait equally long, so nobody behind it can expire
-first. This class was first an `asyncio.Semaphore` with an `asyncio.timeout` around each
-wait. At 50 clients against 20 connections, where most requests wait, the timeouts cost
-29,000 of the 669,000 instructions of async-raw's `GET /db`, and the semaphore, which scans
-its waiters on each call to tell whether it is free, 6,000 more; these turns cost 3,000
-(`benchmarks/instructions.py`: 637,000 in all, and 1,478,000 against 1,526,000 on `async`).
+The wait is bounded (by the pool timeout) with one timer for all waiters, set for the
+oldest one's deadline: they queue in order and wait equally long, so nobody behind it can
+expire first. This class was first an `asyncio.Semaphore` with an `asyncio.timeout` around
+each wait. At 50 clients against 20 connections, where most requests wait, the timeouts
+cost 29,000 of the 669,000 instructions of async-raw's `GET /db`, and the semaphore, which
+scans its waiters on each call to tell whether it is free, 6,000 more; these turns cost
+3,000 (`benchmarks/instructions.py`: 637,000 in all, and 1,478,000 against 1,526,000 on
+`async`).
+
+The sync stacks admit at most as many requests into the app as they have threads; the
+others wait here for a place, at most the queue timeout. That queue was an
+`anyio.Semaphore` inside `anyio.move_on_after`: a cancel scope and a timer per request, and,
+even when a place was free, a shielded yield to the event loop. At 50 clients against 20
+threads, `GET /db` costs 807,000 instructions on sync-raw with these turns (844,000 with
+that queue) and 1,523,000 on sync (1,553,000).
 """
 
 from __future__ import annotations
@@ -36,13 +45,13 @@ class Turns:
     def __init__(self, size: int, timeout: float, timed_out: Callable[[str], Exception]) -> None:
         self._free = size  # turns nobody holds: never more than 0 while anyone waits
         self._timeout = timeout
-        self._timed_out = timed_out  # the stack's own "no connection in time" error
+        self._timed_out = timed_out  # e.g. the stack's own "no connection in time" error
         self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()  # oldest first
         self._timer: asyncio.TimerHandle | None = None  # for the oldest waiter's deadline
 
     async def take(self) -> None:
-        """Wait, in arrival order, for a connection to be free for this caller; as long as
-        the pool timeout at most (then the stack's timeout error: a 503)."""
+        """Wait, in arrival order, for a place (a connection, a place in the app); as long
+        as the timeout at most (then `timed_out`'s error, which the service answers 503)."""
         if self._free:
             self._free -= 1
             return
@@ -59,8 +68,8 @@ class Turns:
             raise
 
     def give_back(self) -> None:
-        """End the turn (after the connection went back to the pool): the longest waiter
-        gets it, or it is free."""
+        """End the turn (after the connection went back to the pool, or the app returned):
+        the longest waiter gets it, or it is free."""
         while self._waiting:
             _, waiter = self._waiting.popleft()
             if not waiter.done():  # else cancelled, or timed out
@@ -74,7 +83,5 @@ class Turns:
         while self._waiting and self._waiting[0][0] <= loop.time():
             _, waiter = self._waiting.popleft()
             if not waiter.done():
-                waiter.set_exception(
-                    self._timed_out(f"no connection free within {self._timeout:g} s")
-                )
+                waiter.set_exception(self._timed_out(f"no place free within {self._timeout:g} s"))
         self._timer = loop.call_at(self._waiting[0][0], self._expire) if self._waiting else None
