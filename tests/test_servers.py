@@ -79,7 +79,9 @@ class Server:
 
     def metrics(self) -> dict[str, float]:
         """Each metric of /metrics summed over its samples (so over every label set)."""
-        text = self.get("/metrics").body.decode()
+        answer = self.get("/metrics")
+        assert answer.status == 200, answer.body[:200]
+        text = answer.body.decode()
         totals: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:

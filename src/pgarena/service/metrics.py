@@ -7,9 +7,11 @@ requests counted by two workers add up to the requests sent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -22,6 +24,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -46,11 +49,31 @@ POOL_MAX = Gauge(
 )
 
 
+class WorkerFiles:
+    """prometheus-client's multiprocess collector, minus the files a worker has just created.
+
+    A worker creates its file empty and sizes it a moment later; read in that moment, the
+    file fails the whole merge (`struct.error`: prometheus/client_python#1199), and a scrape
+    while a worker starts was a 500. An empty file holds no value yet, so it is left out.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in self.directory.glob("*.db"):
+            with contextlib.suppress(FileNotFoundError):  # a stopped worker's live gauges
+                if path.stat().st_size:
+                    files.append(str(path))
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+
+
 def render_metrics() -> tuple[bytes, str]:
     """The Prometheus text exposition of every worker's metrics, and its content type."""
-    if os.environ.get(MULTIPROC_ENV):
+    if directory := os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(WorkerFiles(directory))
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
