@@ -5,12 +5,19 @@ with Retry-After), never a hang, and the work nobody waits for any more is stopp
 `RequestLimits` is one pure ASGI middleware (Starlette's BaseHTTPMiddleware would add a
 memory stream per request and cannot answer while the endpoint still runs). It runs on every
 request that touches the database, so it is built from the cheapest parts that do the job:
-the app runs in the request's own task inside one anyio `CancelScope`, a timer (`call_later`)
-stands for the deadline, and a request still running after `WATCH_AFTER_S` gets one small
-task that waits for its client to leave (most are answered sooner and never pay for it; a
-client that left in that time is noticed then). An anyio task group with the app in a task
-of its own, as this middleware was first written, cost 40% of async-raw's `/db` throughput
-(0.26x its `/json` against 0.43x for the route exempted, in one `pgarena run`).
+the app runs in the request's own task inside one anyio `CancelScope`, and a request still
+running after `WATCH_AFTER_S` gets one small task that waits for its client to leave (most
+are answered sooner and never pay for it; a client that left in that time is noticed then).
+An anyio task group with the app in a task of its own, as this middleware was first written,
+cost 40% of async-raw's `/db` throughput (0.26x its `/json` against 0.43x for the route
+exempted, in one `pgarena run`).
+
+No request has a timer of its own: one timer, every `SWEEP_S` while requests are inside,
+looks at them, oldest first, for a watch to start or a deadline passed, and stops at the
+first one younger than `WATCH_AFTER_S`. A watch thus starts 50-75 ms in, and a deadline is
+answered up to 25 ms late. A timer per request for each (`call_later`, then cancelled when
+the app returns, as nearly all do) cost 15,000 of the 655,000 instructions of async-raw's
+`GET /db` at 50 clients (`benchmarks/instructions.py`); the sweep, a dictionary entry.
 
 - **Body size**: a `Content-Length` over `max_body_bytes` is answered 413 before a byte of
   the body is read; a chunked body is counted as it streams and refused at the first byte
@@ -18,7 +25,7 @@ of its own, as this middleware was first written, cost 40% of async-raw's `/db` 
   never parses one that is too large, and a 10 MB JSON costs nothing. The deadline starts
   after it: a slow upload holds its own socket and nothing else, no connection and no
   thread.
-- **Deadline** (`request_deadline`): when it passes, the timer answers 503 at once, from a
+- **Deadline** (`request_deadline`): when it passes, the sweep answers 503 then, from a
   task of its own, and cancels the app's scope; the answer never waits for the app to stop,
   which it may not do soon: a sync store call's thread cannot be interrupted (anyio waits for
   it, shielded, which is why the cancellation is an anyio scope's and not the task's), and
@@ -75,8 +82,10 @@ log = logging.getLogger("pgarena.service")
 # How long a request whose client left gets to unwind by itself once its statements are
 # cancelled in PostgreSQL, before its scope is cancelled.
 CANCEL_GRACE_S = 1.0
-# How long a request runs before its client is watched for leaving.
+# How long a request runs before its client is watched for leaving (0: from the start).
 WATCH_AFTER_S = 0.05
+# How often the requests inside are looked at for a watch to start or a deadline passed.
+SWEEP_S = 0.025
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -232,6 +241,10 @@ class RequestLimits:
         # PgBouncer's own made-up process ids, not PostgreSQL's: the statement timeout and
         # the scope's cancellation are what stop the work there.
         self.cancel = cancel
+        # The requests inside the app (or waiting for a place), oldest first, with the loop
+        # time each came in and its scope; and the loop the sweep runs on, None when idle.
+        self._inside: dict[Exchange, tuple[float, Scope]] = {}
+        self._sweeping: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -248,12 +261,12 @@ class RequestLimits:
             return
         token = _current.set(exchange)  # before the watch starts: it copies the context
         loop = asyncio.get_running_loop()
-        start_watch = loop.call_later(WATCH_AFTER_S, self._start_watch, exchange)
-        deadline = (
-            loop.call_later(self.deadline, self._too_late, exchange, scope)
-            if self.deadline != math.inf
-            else None
-        )
+        self._inside[exchange] = (loop.time(), scope)
+        if self._sweeping is not loop:  # idle, or a loop that is gone (tests run several)
+            self._sweeping = loop
+            loop.call_later(SWEEP_S, self._sweep)
+        if WATCH_AFTER_S <= 0:
+            self._start_watch(exchange)
         try:
             with exchange.scope:
                 await self._run_app(scope, exchange)
@@ -265,10 +278,8 @@ class RequestLimits:
             log.exception("error after the request was answered")
         finally:
             _current.reset(token)
+            del self._inside[exchange]
             exchange.app_done.set_result(None)
-            start_watch.cancel()
-            if deadline is not None:
-                deadline.cancel()
             if exchange.watch is not None:
                 if not exchange.client_gone.done():
                     exchange.watch.cancel()  # else it ends by itself, after its cancel and grace
@@ -293,6 +304,24 @@ class RequestLimits:
             await self.app(scope, exchange.receive, exchange.send)
         finally:
             self.slots.give_back()
+
+    def _sweep(self) -> None:
+        """Start the watch of each request inside for `WATCH_AFTER_S`, stop each past the
+        deadline; again in `SWEEP_S` while any is inside."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        soonest = min(WATCH_AFTER_S, self.deadline)
+        for exchange, (arrived, scope) in list(self._inside.items()):
+            if now - arrived < soonest:
+                break  # the others came in later still
+            if exchange.watch is None and now - arrived >= WATCH_AFTER_S:
+                self._start_watch(exchange)
+            if now - arrived >= self.deadline and not exchange.scope.cancel_called:
+                self._too_late(exchange, scope)
+        if self._inside:
+            loop.call_later(SWEEP_S, self._sweep)
+        else:
+            self._sweeping = None
 
     def _too_late(self, exchange: Exchange, scope: Scope) -> None:
         """The deadline passed: answer 503 now, and stop the app (async stacks at their next
