@@ -139,6 +139,23 @@ def test_text_and_markdown_formats_name_the_regression(sleep_50ms: Path, sleep_2
     assert "| slow-db | async |" in markdown.stdout.replace("  ", " ")
 
 
+def test_text_fits_the_terminal(sleep_50ms: Path, sleep_200ms: Path) -> None:
+    wide = run_pgarena("compare", sleep_50ms, sleep_200ms, env={"COLUMNS": "200"})
+    assert "Workload  Stack" in wide.stdout
+    assert "p worse" in wide.stdout
+    # A CI log's 80 columns: one table per workload and concurrency, every line within 80
+    # but the result files' paths (split, they could not be copied), the verdicts still there.
+    narrow = run_pgarena("compare", sleep_50ms, sleep_200ms, env={"COLUMNS": "80"})
+    assert narrow.returncode == 1
+    lines = narrow.stdout.splitlines()
+    assert f"slow-db, c={LEVEL}" in lines
+    assert "REGRESSION: worse" in narrow.stdout
+    assert "Workload" not in narrow.stdout
+    assert "Left out here (p better, p worse" in narrow.stdout
+    assert lines[:2] == [f"BASE {sleep_50ms}", f"NEW  {sleep_200ms}"]
+    assert all(len(line) <= 80 for line in lines[2:]), narrow.stdout
+
+
 def _exit_2(*args: str | Path) -> str:
     finished = run_pgarena("compare", *args)
     assert finished.returncode == 2, finished.stdout + finished.stderr

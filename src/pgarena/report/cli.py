@@ -6,6 +6,7 @@ and the other commands stay quick.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -84,7 +85,9 @@ def compare_command(
         metrics=parse_metrics(metric),
         correction=correction.strip().lower(),
     )
-    typer.echo(render_comparison(report, fmt), nl=False)
+    # The terminal's width, or $COLUMNS, or 80 where output goes to a file or a pipe.
+    width = shutil.get_terminal_size().columns
+    typer.echo(render_comparison(report, fmt, width), nl=False)
     if fmt == "json":
         # Text and Markdown carry the warnings in their notes; JSON keeps stdout parseable.
         for warning in report.warnings:

@@ -16,8 +16,10 @@ regression) it calls them with far more power. `--correction holm` is stricter.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -354,7 +356,7 @@ def _points(cell: CellComparison) -> str:
     return f"{(cell.new - cell.base) * 100:+.2f} pts"
 
 
-def _summary_line(report: ComparisonReport) -> str:
+def _summary_line(report: ComparisonReport, p_columns: bool = True) -> str:
     band = f" beyond the {report.threshold:.0%} threshold" if report.threshold else ""
     better = sum(cell.verdict == "better" for cell in report.cells)
     worse = len(report.regressions)
@@ -362,8 +364,8 @@ def _summary_line(report: ComparisonReport) -> str:
     name = {"holm": "Holm", "bh": "Benjamini-Hochberg"}[report.correction]
     return (
         f"{len(report.cells)} judgements ({', '.join(report.metrics)}): {worse} worse{band}, "
-        f"{better} better, {noise} within noise ({name}-corrected, alpha {ALPHA:g}; "
-        "the p columns are adjusted)."
+        f"{better} better, {noise} within noise ({name}-corrected, alpha {ALPHA:g}"
+        + ("; the p columns are adjusted)." if p_columns else ").")
     )
 
 
@@ -375,21 +377,66 @@ def _notes(report: ComparisonReport) -> list[str]:
     return notes
 
 
-def render_text(report: ComparisonReport) -> str:
-    """A plain-text table for terminals and CI logs."""
+# The columns a narrow terminal does without, in the order they go: first the two that the
+# headings of one table per workload and concurrency then name, then the p values (the
+# verdict says what they decided), then the two figures (the change and its interval stay).
+_GROUPED = ("Workload", "Concurrency")
+_LAYOUTS = (
+    (),
+    _GROUPED,
+    (*_GROUPED, "p better"),
+    (*_GROUPED, "p better", "p worse"),
+    (*_GROUPED, "p better", "p worse", "BASE", "NEW"),
+)
+
+
+def render_text(report: ComparisonReport, width: int | None = None) -> str:
+    """A plain-text table for terminals and CI logs, fitted to `width` columns if given.
+
+    The full table is about 120 columns wide. Where it does not fit (a CI log has 80), it
+    becomes one table per workload and concurrency, lined up, and then loses the p-value
+    columns, then the two figures; wrapped instead, every row would break in two and the
+    columns stop lining up. A note says where the columns left out are.
+    """
     table = _table(report)
     rows = [table.header] + [[entry.text for entry in row] for row in table.rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(table.header))]
-    lines = [f"BASE {report.base_path}", f"NEW  {report.new_path}", ""]
-    for index, row in enumerate(rows):
+
+    def needed(keep: list[int]) -> int:
+        return sum(widths[i] for i in keep) + 2 * (len(keep) - 1)
+
+    for dropped in _LAYOUTS:
+        keep = [i for i, name in enumerate(table.header) if name not in dropped]
+        if width is None or needed(keep) <= width:
+            break
+
+    def line(row: list[str]) -> str:
         cells = [
-            text.rjust(width) if table.numeric[i] else text.ljust(width)
-            for i, (text, width) in enumerate(zip(row, widths, strict=True))
+            row[i].rjust(widths[i]) if table.numeric[i] else row[i].ljust(widths[i]) for i in keep
         ]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    lines += ["", _summary_line(report), *_notes(report)]
+        return "  ".join(cells).rstrip()
+
+    lines = [f"BASE {report.base_path}", f"NEW  {report.new_path}"]
+    head = [line(table.header), "  ".join("-" * widths[i] for i in keep)]
+    if not dropped:
+        lines += ["", *head, *map(line, rows[1:])]
+    else:
+        workload, concurrency = table.header.index("Workload"), table.header.index("Concurrency")
+        groups = itertools.groupby(rows[1:], lambda row: (row[workload], row[concurrency]))
+        for (name, level), group in groups:
+            lines += ["", f"{name}, c={level}", *head, *map(line, group)]
+    p_columns = "p worse" not in dropped
+    notes = [_summary_line(report, p_columns), *_notes(report)]
+    if left_out := [name for name in dropped if name not in _GROUPED]:
+        full = needed(list(range(len(widths))))
+        where = f"in --format md or json, or on a terminal {full} columns wide"
+        notes.append(f"Left out here ({', '.join(left_out)}): {where}.")
+    if width:  # at spaces only: a path or a stack name split in two cannot be copied
+        notes = [
+            textwrap.fill(note, width, break_long_words=False, break_on_hyphens=False)
+            for note in notes
+        ]
+    lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 
@@ -448,9 +495,11 @@ def render_json(report: ComparisonReport) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def render_comparison(report: ComparisonReport, fmt: str) -> str:
-    """The report in one of COMPARE_FORMATS."""
-    renderers = {"text": render_text, "md": render_markdown, "json": render_json}
+def render_comparison(report: ComparisonReport, fmt: str, width: int | None = None) -> str:
+    """The report in one of COMPARE_FORMATS; text fitted to `width` columns if given."""
+    if fmt == "text":
+        return render_text(report, width)
+    renderers = {"md": render_markdown, "json": render_json}
     if fmt not in renderers:
         raise UserError(f"--format: {fmt!r} is not one of {', '.join(COMPARE_FORMATS)}")
     return renderers[fmt](report)
