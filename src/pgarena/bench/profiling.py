@@ -12,16 +12,20 @@ it needs to be allowed to read another process's memory (root, or
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pgarena.bench.plan import PlannedCell
 from pgarena.errors import UserError
 
 SAMPLE_RATE_HZ = 250  # enough samples in a few seconds; py-spy's default is 100
+START_TIMEOUT_S = 30.0  # attaching to a server and its workers takes a second or two
 STOP_TIMEOUT_S = 30.0  # writing the SVG of a few seconds of samples takes well under this
 
 
@@ -43,6 +47,7 @@ class Profiler:
         self.profiled: set[str] = set()  # stacks that have their flame graph
         self._process: subprocess.Popen[bytes] | None = None
         self._path: Path | None = None
+        self._late = False  # py-spy did not start sampling in time, and was stopped
         self.error: str | None = None  # why the last recording failed, if it did
 
     def wants(self, key: PlannedCell) -> bool:
@@ -65,7 +70,9 @@ class Profiler:
         # py-spy counts as an error and drops. --nolineno: one frame per function, not per
         # line, which is what a reader looks for, and an SVG a third the size.
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _wait_until_sampling(self._process)
+        self._late = not _wait_until_sampling(self._process, START_TIMEOUT_S)
+        if self._late:  # stuck attaching: the run goes on without this flame graph
+            self._process.kill()
 
     def stop(self) -> str | None:
         """End the recording; the SVG's path relative to the output directory, or None
@@ -85,22 +92,32 @@ class Profiler:
         if not path.exists():
             lines = stderr.decode(errors="replace").strip().splitlines()
             self.error = lines[-1] if lines else f"py-spy exited with {process.returncode}"
+            if self._late:
+                self.error = f"py-spy did not start sampling within {START_TIMEOUT_S:.0f} s"
             return None
         return str(path.relative_to(self.out_dir))
 
 
-def _wait_until_sampling(process: subprocess.Popen[bytes]) -> None:
-    """Return once py-spy samples and will take Ctrl-C as "write the output", or has exited.
+def _wait_until_sampling(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether py-spy, within `timeout` seconds, samples and will take Ctrl-C as "write the
+    output", or has exited; False if it is still busy at the deadline.
 
     py-spy attaches to the server first (longer with --subprocesses), then prints "Sampling
     process ..." and one empty line, and only then installs its Ctrl-C handler: a SIGINT
     before that kills it with nothing written, as a window shorter than the attach once did.
     So `start` returns once that empty line is read (Rust flushes stdout at each line, even
-    into a pipe); the workers measure meanwhile, as they run in processes of their own. An
-    empty read means py-spy exited, which `stop` reports.
+    into a pipe); the workers measure meanwhile, as they run in processes of their own. End
+    of file means py-spy exited, which `stop` reports.
     """
     assert process.stdout is not None
-    for line in iter(process.stdout.readline, b""):
-        if b"Sampling process" in line:
-            process.stdout.readline()
-            return
+    descriptor, seen = process.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([descriptor], [], [], left)[0]:
+            return False
+        chunk = os.read(descriptor, 4096)
+        seen += chunk
+        sampling = seen.find(b"Sampling process")
+        if not chunk or (sampling >= 0 and b"\n\n" in seen[sampling:]):
+            return True
