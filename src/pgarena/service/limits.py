@@ -126,12 +126,11 @@ def drop_backend(pid: int) -> None:
 class Exchange:
     """One request between the server and the app: the body, the answer, the connections."""
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(self, receive: Receive, send: Send, loop: asyncio.AbstractEventLoop) -> None:
         self._receive = receive
         self._send = send
         self.body: deque[Message] = deque()  # read before the app starts, handed to it
         self.scope = anyio.CancelScope()  # the app's: cancelled when nobody waits any more
-        loop = asyncio.get_running_loop()
         self.app_done = loop.create_future()
         self.client_gone = loop.create_future()
         self.response_started = False
@@ -256,11 +255,12 @@ class RequestLimits:
         if scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        exchange = Exchange(receive, send)
+        # Asked once: on CPython 3.11 each `get_running_loop` is a getpid() system call.
+        loop = asyncio.get_running_loop()
+        exchange = Exchange(receive, send, loop)
         if not await exchange.read_body(self.max_body):
             return
         token = _current.set(exchange)  # before the watch starts: it copies the context
-        loop = asyncio.get_running_loop()
         self._inside[exchange] = (loop.time(), scope)
         if self._sweeping is not loop:  # idle, or a loop that is gone (tests run several)
             self._sweeping = loop
