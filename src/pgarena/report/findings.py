@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from pgarena.report.figures import CPU_PARTS, RunFigures, StackComparison
+from pgarena.report.figures import CPU_PARTS, CellFigures, RunFigures, StackComparison
 from pgarena.report.formatting import DASH, difference_sentence, listing, targets
 
 # How the CPU parts are named in sentences.
@@ -136,6 +136,77 @@ def _tail_findings(figures: RunFigures) -> list[str]:
     return sentences
 
 
+# How far a repeat's mean latency may be from clients / throughput for Little's law to be
+# taken as holding (it held within 1% in pgarena's own closed-loop cells).
+LITTLE_TOLERANCE = 0.1
+
+
+def _closed_loop(cell: CellFigures | None) -> bool:
+    """Whether every repeat of the cell kept all its clients busy: mean latency = clients /
+    throughput (Little's law), as in a closed loop without think time or failed requests."""
+    if cell is None or not cell.repeats:
+        return False
+    for repeat in cell.repeats:
+        mean_ms, rps = repeat.latency_ms.get("mean"), repeat.rps
+        if not mean_ms or not rps:
+            return False
+        if abs(mean_ms / 1000 * rps / cell.concurrency - 1) > LITTLE_TOLERANCE:
+            return False
+    return True
+
+
+def _little_findings(figures: RunFigures) -> list[str]:
+    """Where p99 verdicts are called in a closed loop: whether the tail is the throughput's.
+
+    With N clients always waiting for an answer, the mean latency is N over the throughput
+    (Little's law): a stack that serves a quarter of the requests waits four times as long
+    on average, so its p99 ratio measures its throughput before its tail. The latency ratio
+    the throughput predicts is the inverse of the throughput's, with its interval; a p99 ratio
+    whose whole interval lies above that is a tail of the stack's own (the kind worth
+    profiling), below it a tighter one. Said only of cells where the law held in every
+    repeat: not in open-loop runs, with think time or with failing requests.
+    """
+    sentences = []
+    for workload in figures.workloads:
+        predicted: dict[str, list[str]] = {}  # stack -> its concurrency levels
+        beyond: dict[str, list[str]] = {"longer": [], "shorter": []}
+        base_name = figures.base_stack
+        for c in figures.comparisons_of(workload):
+            rps, p99 = c.rps, c.latency_p99_ms
+            if not (_called(c, "latency_p99_ms") and rps is not None and _called(c, "rps")):
+                continue
+            base = figures.cell(c.base, workload, c.concurrency)
+            cell = figures.cell(c.stack, workload, c.concurrency)
+            if not (_closed_loop(base) and _closed_loop(cell)):
+                continue
+            low, high = 1 / rps.ci95_high, 1 / rps.ci95_low  # the latency ratio it predicts
+            if low <= p99.ci95_high and p99.ci95_low <= high:
+                predicted.setdefault(c.stack, []).append(str(c.concurrency))
+                continue
+            beyond["longer" if p99.ci95_low > high else "shorter"].append(
+                f"{c.stack} at concurrency {c.concurrency} ({p99.ratio:.2f}x, where its "
+                f"throughput predicts {low:.2f}{DASH}{high:.2f}x)"
+            )
+        clauses = []
+        if predicted:
+            stacks = [
+                f"{stack} at concurrency {listing(levels)}" for stack, levels in predicted.items()
+            ]
+            clauses.append(f"what the throughput predicts for {listing(stacks)}")
+        if beyond["longer"]:
+            clauses.append(f"longer, a tail of its own, for {listing(beyond['longer'])}")
+        if beyond["shorter"]:
+            clauses.append(f"shorter, a tighter tail, for {listing(beyond['shorter'])}")
+        if clauses:
+            sentences.append(
+                f"On {workload}, in a closed loop the mean latency is the clients over the "
+                "throughput (Little's law), so p99 follows throughput. The p99 ratio to "
+                f"{base_name}'s is {'; '.join(clauses)}. To compare tails at one load, "
+                "run with --rate."
+            )
+    return sentences
+
+
 def _cpu_findings(figures: RunFigures) -> list[str]:
     shares = [cell.cpu_share for cell in figures.cells.values() if cell.cpu_share]
     if not shares:
@@ -221,6 +292,7 @@ def findings(figures: RunFigures) -> list[str]:
         *_single_measurement_findings(figures),
         *_efficiency_findings(figures),
         *_tail_findings(figures),
+        *_little_findings(figures),
         *_cpu_findings(figures),
         *_warning_findings(figures),
     ]
