@@ -105,7 +105,8 @@ def serve(
         typer.Option(
             metavar="N",
             envvar="PGARENA_THREADS",
-            help="Threads running sync endpoints, per worker.",
+            help="Threads running sync endpoints, per worker: how many requests overlap in "
+            "PostgreSQL (fewer contend less for the GIL on quick queries).",
             show_default="pool size + overflow",
         ),
     ] = None,

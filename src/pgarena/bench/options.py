@@ -203,7 +203,8 @@ Threads = Annotated[
         metavar="N",
         callback=at_least(1),
         envvar="PGARENA_THREADS",
-        help="Threads for sync endpoints.",
+        help="Threads for sync endpoints: how many requests overlap in PostgreSQL (fewer "
+        "contend less for the GIL on quick queries).",
         show_default="pool size + overflow",
     ),
 ]
