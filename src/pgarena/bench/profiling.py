@@ -90,10 +90,11 @@ class Profiler:
             process.kill()
             _, stderr = process.communicate()
         if not path.exists():
-            lines = stderr.decode(errors="replace").strip().splitlines()
-            self.error = lines[-1] if lines else f"py-spy exited with {process.returncode}"
             if self._late:
                 self.error = f"py-spy did not start sampling within {START_TIMEOUT_S:.0f} s"
+            else:
+                lines = stderr.decode(errors="replace").strip().splitlines()
+                self.error = lines[-1] if lines else f"py-spy exited with {process.returncode}"
             return None
         return str(path.relative_to(self.out_dir))
 

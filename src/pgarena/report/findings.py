@@ -170,7 +170,6 @@ def _little_findings(figures: RunFigures) -> list[str]:
     for workload in figures.workloads:
         predicted: dict[str, list[str]] = {}  # stack -> its concurrency levels
         beyond: dict[str, list[str]] = {"longer": [], "shorter": []}
-        base_name = figures.base_stack
         for c in figures.comparisons_of(workload):
             rps, p99 = c.rps, c.latency_p99_ms
             if not (_called(c, "latency_p99_ms") and rps is not None and _called(c, "rps")):
@@ -201,7 +200,7 @@ def _little_findings(figures: RunFigures) -> list[str]:
             sentences.append(
                 f"On {workload}, in a closed loop the mean latency is the clients over the "
                 "throughput (Little's law), so p99 follows throughput. The p99 ratio to "
-                f"{base_name}'s is {'; '.join(clauses)}. To compare tails at one load, "
+                f"{figures.base_stack}'s is {'; '.join(clauses)}. To compare tails at one load, "
                 "run with --rate."
             )
     return sentences
