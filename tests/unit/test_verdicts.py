@@ -196,3 +196,35 @@ def test_on_a_wide_terminal_the_summary_is_one_table_with_the_cpu_shares(tmp_pat
     print_summary(run, tmp_path / "results.json", console)
     [header] = [line for line in console.export_text().splitlines() if "workload" in line]
     assert [cell.strip() for cell in header.strip("┃").split("┃")][-2:] == ["CPU srv/pg/gen", "!"]
+
+
+def test_a_noisy_run_on_80_columns_leaves_out_requests_per_cpu_second_not_its_rows(
+    tmp_path: Path,
+) -> None:
+    # Wide intervals ("5,150 ± 1,371") on every figure, a verdict within noise and a called
+    # p99 ratio: even without the CPU shares the table needs more than 80 columns, and rich
+    # would fold every row in two.
+    noisy = {"sync": (1650.0, 80.0), "async-psycopg3": (1700.0, 78.0), "async-raw": (5150.0, 30.0)}
+    cells = tuple(
+        Cell(
+            CellKey(stack, "db", 100), repeat, "ok", None, "2026-01-01T00:00:00Z",
+            rps=rps * swing, latency_ms={"p50": 1.0, "p99": p99 / swing},
+            requests_per_server_cpu_s=rps * 1.1 * swing,
+        )
+        for repeat, swing in enumerate((0.8, 1.2, 1.0))
+        for stack, (rps, p99) in noisy.items()
+    )  # fmt: skip
+    plan = {"stacks": list(noisy), "workloads": ["db"]}
+    summaries = tuple(summarize_run(cells))
+    run = Run(2, "complete", "2026-01-01T00:00:00Z", None, {}, plan, cells, summaries)
+    console = Console(record=True, width=80)
+    print_summary(run, tmp_path / "results.json", console)
+    lines = console.export_text().splitlines()
+    header = next(line for line in lines if line.startswith("stack"))
+    assert "req/CPU-s" not in header and "p99 ms" in header
+    for name in noisy:
+        [row] = [line for line in lines if line.split(" ")[0] == name]  # the whole name
+        assert row.count("±") == 2  # req/s and p99, each on the stack's one line
+    assert "within noise" in " ".join(lines) and "(0.37x)" in " ".join(lines)
+    note = " ".join(" ".join(lines).split())
+    assert "CPU shares (server/PostgreSQL/generator) and requests per server CPU-second" in note

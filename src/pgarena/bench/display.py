@@ -138,6 +138,12 @@ def _shares(summary: Summary) -> str:
 
 
 SHARES = "CPU srv/pg/gen"  # the summary's column of CPU shares
+CPU_S = "req/CPU-s"  # and of requests per server CPU-second
+# The columns a narrow terminal does without, last, as the note that says so names them.
+LEFT_OUT = {
+    SHARES: "CPU shares (server/PostgreSQL/generator)",
+    CPU_S: "requests per server CPU-second",
+}
 
 
 def print_summary(run: Run, path: Path, out: Console = output) -> None:
@@ -147,7 +153,7 @@ def print_summary(run: Run, path: Path, out: Console = output) -> None:
     notes: dict[str, int] = {}  # warning -> its number in the table
     rows = _summary_rows(run, notes)
     title = f"pgarena run: mean ± 95% interval; verdicts against {base}"
-    headers = ("workload", "c", "stack", "req/s", f"vs {base}", "p99 ms", "req/CPU-s", SHARES, "!")
+    headers = ("workload", "c", "stack", "req/s", f"vs {base}", "p99 ms", CPU_S, SHARES, "!")
     left = {"workload", "stack", f"vs {base}", SHARES, "!"}  # the figures: right
     justify: list[JustifyMethod] = ["left" if header in left else "right" for header in headers]
     table = Table(title=title)
@@ -221,10 +227,12 @@ def _print_by_group(
 ) -> None:
     """The summary on a terminal too narrow for its table (`needed` columns; a CI log has
     80): one table per workload and concurrency, lined up, and without the CPU shares if
-    they do not fit either. In one table every figure wrapped onto a second line and the
-    stack names were cut."""
+    they do not fit either, then without requests per CPU-second (a noisy run's wide
+    intervals, "5,148 ± 1,063", need it). In one table every figure wrapped onto a second
+    line and the stack names were cut."""
     groups = [(key, list(group)) for key, group in itertools.groupby(rows, lambda r: r[:2])]
-    for dropped in (("workload", "c"), ("workload", "c", SHARES)):
+    layouts = (("workload", "c"), ("workload", "c", SHARES), ("workload", "c", SHARES, CPU_S))
+    for dropped in layouts:
         keep = [i for i, header in enumerate(headers) if header not in dropped]
         widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in keep]
         tables = []
@@ -250,10 +258,10 @@ def _print_by_group(
     for table in tables:
         out.print()
         out.print(table)
-    if SHARES in dropped:
+    if left_out := [LEFT_OUT[name] for name in dropped if name in LEFT_OUT]:
         out.print(
-            "  CPU shares (server/PostgreSQL/generator): in the report, and here on a terminal"
-            f" {needed} columns wide",
+            f"  {' and '.join(left_out)}: in the report, and here on a terminal {needed} "
+            "columns wide",
             highlight=False,
         )
 
