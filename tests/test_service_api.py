@@ -365,6 +365,30 @@ def test_a_write_sends_its_statement_in_one_transaction_and_nothing_more(
 
 
 @pytest.mark.parametrize("stack", ["sync", "sync-psycopg3", "async", "async-psycopg3"])
+def test_reads_skip_the_rollback_autocommit_makes_a_no_op_and_a_failed_write_still_rolls_back(
+    database_url: str, stack: str
+) -> None:
+    # A read's session ends with a rollback that autocommit makes a no-op, and the engines
+    # skip it (`orm.engine_options`): psycopg2 lets go of the GIL even for that one. A write
+    # whose statement fails is in a transaction, out of autocommit, and must still be rolled
+    # back for real, or the pool's one connection would refuse every statement after it.
+    app = create_app(Settings(database_url=database_url, stack=stack, pool_size=1))
+    with TestClient(app) as client, psycopg.connect(database_url, autocommit=True) as observer:
+        engine = app.state.database.sessions.kw["bind"]
+        assert getattr(engine, "sync_engine", engine).dialect.skip_autocommit_rollback
+        user = new_user(client)
+        duplicate = {"username": user["username"], "email": "other@example.com"}
+        assert client.post("/users/", json=duplicate).status_code == 409
+        states = observer.execute(
+            "SELECT DISTINCT state FROM pg_stat_activity WHERE application_name = %s",
+            [f"pgarena-{stack}"],
+        ).fetchall()
+        assert states == [("idle",)]  # not "idle in transaction (aborted)"
+        assert client.get(f"/users/{user['id']}").json() == user
+        assert new_user(client, "bob")["username"] == "bob"
+
+
+@pytest.mark.parametrize("stack", ["sync", "sync-psycopg3", "async", "async-psycopg3"])
 def test_a_pooled_connection_its_driver_knows_is_closed_is_replaced_not_handed_out(
     database_url: str, stack: str
 ) -> None:
