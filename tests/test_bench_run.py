@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 from bench_known_server import KnownServer
 from helpers import start_pgarena
@@ -17,7 +18,7 @@ from helpers import start_pgarena
 from pgarena.bench.database import PreparedDatabase
 from pgarena.bench.plan import Plan
 from pgarena.bench.runner import RunConfig, Target, run_plan
-from pgarena.bench.servers import ServerOptions, health_ok
+from pgarena.bench.servers import ServerOptions, ServerProcess, fill_pool, health_ok
 from pgarena.bench.workloads import WORKLOADS, DataSizes
 from pgarena.database.seed import seed_database
 from pgarena.errors import UserError
@@ -208,6 +209,28 @@ def test_a_server_that_dies_or_never_starts_fails_its_cell_and_the_run_goes_on(
     assert "before answering /health" in cell.error
     assert "pool" in cell.error.lower()
     load_results(tmp_path / "broken")
+
+
+@pytest.mark.parametrize("stack", ["sync", "async-raw"])
+def test_a_server_the_run_starts_has_its_pool_filled_before_its_first_cell(
+    database_url: str, tmp_path: Path, stack: str
+) -> None:
+    # A pool opens a connection only when every open one is taken, and a sync stack's
+    # threads seldom take them all at once: its pool grew in measured windows, after the
+    # warmup. The harness has the server open them before its first cell.
+    server = ServerProcess(stack, database_url, ServerOptions(pool_size=5), tmp_path / "log")
+
+    def connections() -> int:
+        with psycopg.connect(database_url, autocommit=True) as observer:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            return observer.execute(query, [server.application_name]).fetchone()[0]
+
+    try:
+        started = connections()  # healthy: /health's control connection
+        fill_pool(server.host, server.port, 5)
+        assert connections() == started + 5
+    finally:
+        server.stop()
 
 
 def test_target_mode_measures_a_running_service_without_server_figures(

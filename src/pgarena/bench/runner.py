@@ -33,7 +33,7 @@ from pgarena.bench.resources import (
     postmaster_pid,
     process_description,
 )
-from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess
+from pgarena.bench.servers import ServerFailed, ServerOptions, ServerProcess, fill_pool
 from pgarena.bench.workloads import RESET_POLICY, DataSizes
 from pgarena.errors import UserError
 from pgarena.results.file import ResultWriter, utc_now
@@ -346,6 +346,9 @@ class _Arena:
         # The servers alive now, by stack, and the repeat they were started for.
         self.servers: dict[str, ServerProcess] = {}
         self.servers_repeat: int | None = None
+        # The connections a new server's pools keep, opened before its first cell.
+        served = effective_server_settings(config.server_options)
+        self.pool_connections = (served["pool_size"] or 0) * (served["workers"] or 1)
         watched = config.watched_database_url
         self.postgres_pid = postmaster_pid(watched) if watched is not None else None
         self.profiler = None
@@ -398,6 +401,8 @@ class _Arena:
         url = self.config.server_url or self.config.database_url
         server = ServerProcess(key.stack, url, self.config.server_options, log)
         self.servers[key.stack] = server
+        if self.pool_connections:
+            fill_pool(server.host, server.port, self.pool_connections)
         return server, server.start_seconds
 
     # -- one cell --

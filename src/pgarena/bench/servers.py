@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from pgarena.processes import die_with_parent, free_port
 
 HEALTH_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+FILL_HOLD_MS = 200  # how long each request that fills a new server's pool holds a connection
 
 
 class ServerFailed(Exception):
@@ -67,6 +69,30 @@ def health_ok(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
     finally:
         connection.close()
+
+
+def fill_pool(host: str, port: int, connections: int) -> None:
+    """Have a new server open `connections` pooled connections now: that many requests at
+    once on its `/slow` route, each holding a connection while PostgreSQL sleeps for
+    FILL_HOLD_MS.
+
+    A pool opens a connection only when every open one is taken. Under 50 clients a sync
+    stack's 20 threads seldom hold 20 connections at the same moment, so its pool still grew
+    in measured windows after the warmup: a backend forked and a login, in a run that
+    measures a pool keeping its connections. With several workers the kernel hands the
+    requests to them unevenly, and each pool fills only mostly. A request that fails is let
+    be: its connection opens later, and the cells' own requests show why it failed.
+    """
+
+    def hold(_: int) -> None:
+        connection = http.client.HTTPConnection(host, port, timeout=HEALTH_TIMEOUT_S)
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection.request("GET", f"/slow?ms={FILL_HOLD_MS}")
+            connection.getresponse().read()
+        connection.close()
+
+    with ThreadPoolExecutor(connections) as threads:
+        list(threads.map(hold, range(connections)))
 
 
 class ServerProcess:
