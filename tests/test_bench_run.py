@@ -10,15 +10,14 @@ import time
 from pathlib import Path
 
 import psutil
-import psycopg
 import pytest
 from bench_known_server import KnownServer
 from helpers import start_pgarena
 
 from pgarena.bench.database import PreparedDatabase
-from pgarena.bench.plan import Plan
+from pgarena.bench.plan import Plan, build_plan
 from pgarena.bench.runner import RunConfig, Target, run_plan
-from pgarena.bench.servers import ServerOptions, ServerProcess, fill_pool, health_ok
+from pgarena.bench.servers import ServerOptions, health_ok
 from pgarena.bench.workloads import WORKLOADS, DataSizes
 from pgarena.database.seed import seed_database
 from pgarena.errors import UserError
@@ -217,20 +216,20 @@ def test_a_server_the_run_starts_has_its_pool_filled_before_its_first_cell(
 ) -> None:
     # A pool opens a connection only when every open one is taken, and a sync stack's
     # threads seldom take them all at once: its pool grew in measured windows, after the
-    # warmup. The harness has the server open them before its first cell.
-    server = ServerProcess(stack, database_url, ServerOptions(pool_size=5), tmp_path / "log")
-
-    def connections() -> int:
-        with psycopg.connect(database_url, autocommit=True) as observer:
-            query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-            return observer.execute(query, [server.application_name]).fetchone()[0]
-
-    try:
-        started = connections()  # healthy: /health's control connection
-        fill_pool(server.host, server.port, 5)
-        assert connections() == started + 5
-    finally:
-        server.stop()
+    # warmup. The harness has each server it starts open them first, so even one client,
+    # which needs a single connection, meets a full pool: 5 pooled and /health's own.
+    seed_database(database_url, users=100, products=10, orders=100)
+    database = PreparedDatabase(database_url, embedded=False, seed_seconds=0.0, data=DataSizes())
+    plan = build_plan(
+        "quick", [stack], workloads=["db"], concurrency=[1], duration_s=0.5, warmup_s=0.2,
+        repeats=1,
+    )  # fmt: skip
+    options = ServerOptions(pool_size=5)
+    config = RunConfig(plan, tmp_path, database=database, server_options=options)
+    (cell,) = run_plan(config).run.cells
+    assert cell.status == "ok", cell.error
+    assert cell.resources["db_connections_max"] == 5 + 1
+    assert cell.resources["new_connections"] == 0
 
 
 def test_target_mode_measures_a_running_service_without_server_figures(

@@ -80,8 +80,8 @@ def fill_pool(host: str, port: int, connections: int) -> None:
     stack's 20 threads seldom hold 20 connections at the same moment, so its pool still grew
     in measured windows after the warmup: a backend forked and a login, in a run that
     measures a pool keeping its connections. With several workers the kernel hands the
-    requests to them unevenly, and each pool fills only mostly. A request that fails is let
-    be: its connection opens later, and the cells' own requests show why it failed.
+    requests to them unevenly, and each pool fills only mostly. A request that fails is not
+    retried: its connection opens later, and the cells' own requests show why it failed.
     """
 
     def hold(_: int) -> None:
