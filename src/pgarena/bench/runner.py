@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
 from rich.console import Console
 
 import pgarena
@@ -39,7 +38,6 @@ from pgarena.errors import UserError
 from pgarena.results.file import ResultWriter, utc_now
 from pgarena.results.model import Cell
 from pgarena.results.slo import Slo, evaluate_slos
-from pgarena.settings import Settings
 
 
 class Reporter(Protocol):
@@ -195,28 +193,6 @@ def target_metadata(targets: dict[str, Target]) -> str | dict[str, str] | None:
     return {name: target.url for name, target in targets.items()} or None
 
 
-def effective_server_settings(options: ServerOptions) -> dict[str, Any]:
-    """What every `pgarena serve` of the run used: the options given, else serve's defaults
-    (resolved by the same Settings class). Options serve rejects are recorded as given."""
-    given = {
-        "pool_size": options.pool_size,
-        "max_overflow": options.max_overflow,
-        "threads": options.threads,
-        "workers": options.workers,
-    }
-    try:
-        settings = Settings(**{name: value for name, value in given.items() if value is not None})
-    except ValidationError:
-        return {**given, "server": options.server or "uvicorn"}
-    return {
-        "pool_size": settings.pool_size,
-        "max_overflow": settings.max_overflow,
-        "threads": settings.thread_count,
-        "workers": settings.workers,
-        "server": options.server or "uvicorn",
-    }
-
-
 def build_metadata(config: RunConfig) -> dict[str, Any]:
     """The `metadata` object of the result file."""
     from pgarena.database.urls import redact
@@ -248,7 +224,7 @@ def build_metadata(config: RunConfig) -> dict[str, Any]:
             if pid is not None:
                 notes.append(f"{name}: server CPU and memory of process {process_description(pid)}")
     server = (
-        effective_server_settings(options)
+        options.effective()
         if not config.targets
         else dict.fromkeys(("pool_size", "max_overflow", "threads", "workers", "server"))
     )
@@ -346,9 +322,6 @@ class _Arena:
         # The servers alive now, by stack, and the repeat they were started for.
         self.servers: dict[str, ServerProcess] = {}
         self.servers_repeat: int | None = None
-        # The connections a new server's pools keep, opened before its first cell.
-        served = effective_server_settings(config.server_options)
-        self.pool_connections = (served["pool_size"] or 0) * (served["workers"] or 1)
         watched = config.watched_database_url
         self.postgres_pid = postmaster_pid(watched) if watched is not None else None
         self.profiler = None
@@ -401,8 +374,7 @@ class _Arena:
         url = self.config.server_url or self.config.database_url
         server = ServerProcess(key.stack, url, self.config.server_options, log)
         self.servers[key.stack] = server
-        if self.pool_connections:
-            fill_pool(server.host, server.port, self.pool_connections)
+        fill_pool(server, self.config.server_options.pooled_connections())
         return server, server.start_seconds
 
     # -- one cell --

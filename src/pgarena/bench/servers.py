@@ -17,8 +17,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from pgarena.processes import die_with_parent, free_port
+from pgarena.settings import Settings
 
 HEALTH_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -56,6 +60,34 @@ class ServerOptions:
                 arguments += [flag, str(value)]
         return arguments
 
+    def effective(self) -> dict[str, Any]:
+        """What every `pgarena serve` of the run used: the options given, else serve's
+        defaults (resolved by the same Settings class). Options serve rejects are recorded
+        as given."""
+        given = {
+            "pool_size": self.pool_size,
+            "max_overflow": self.max_overflow,
+            "threads": self.threads,
+            "workers": self.workers,
+        }
+        chosen = {name: value for name, value in given.items() if value is not None}
+        try:
+            settings = Settings(**chosen)
+        except ValidationError:
+            return {**given, "server": self.server or "uvicorn"}
+        return {
+            "pool_size": settings.pool_size,
+            "max_overflow": settings.max_overflow,
+            "threads": settings.thread_count,
+            "workers": settings.workers,
+            "server": self.server or "uvicorn",
+        }
+
+    def pooled_connections(self) -> int:
+        """The connections a server's pools keep, over all its workers (0: not known)."""
+        served = self.effective()
+        return (served["pool_size"] or 0) * (served["workers"] or 1)
+
 
 def health_ok(host: str, port: int, timeout: float = 1.0) -> bool:
     """True when GET /health answers 200."""
@@ -71,7 +103,7 @@ def health_ok(host: str, port: int, timeout: float = 1.0) -> bool:
         connection.close()
 
 
-def fill_pool(host: str, port: int, connections: int) -> None:
+def fill_pool(server: ServerProcess, connections: int) -> None:
     """Have a new server open `connections` pooled connections now: that many requests at
     once on its `/slow` route, each holding a connection while PostgreSQL sleeps for
     FILL_HOLD_MS.
@@ -84,8 +116,11 @@ def fill_pool(host: str, port: int, connections: int) -> None:
     retried: its connection opens later, and the cells' own requests show why it failed.
     """
 
+    if connections < 1:
+        return
+
     def hold(_: int) -> None:
-        connection = http.client.HTTPConnection(host, port, timeout=HEALTH_TIMEOUT_S)
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=HEALTH_TIMEOUT_S)
         with contextlib.suppress(OSError, http.client.HTTPException):
             connection.request("GET", f"/slow?ms={FILL_HOLD_MS}")
             connection.getresponse().read()

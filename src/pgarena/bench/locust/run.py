@@ -27,7 +27,7 @@ from pgarena.bench.locust.protocol import INTERVAL_S
 from pgarena.bench.plan import Plan, PlannedCell
 from pgarena.bench.resources import ResourceMonitor, WindowUsage, listening_pid, postmaster_pid
 from pgarena.bench.runner import RunConfig, build_metadata
-from pgarena.bench.servers import ServerFailed, ServerProcess
+from pgarena.bench.servers import ServerFailed, ServerProcess, fill_pool
 from pgarena.results.file import ResultWriter, utc_now
 from pgarena.results.histograms import (
     decode_histogram,
@@ -157,6 +157,7 @@ class _LocustArena:
         url = self.config.server_url or self.config.database_url
         server = ServerProcess(stack, url, self.config.server_options, log)
         self.servers[stack] = server
+        fill_pool(server, self.config.server_options.pooled_connections())
         return server
 
     def run_cell(self, index: int, planned: PlannedCell, console: Console) -> Cell:
