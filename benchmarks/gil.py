@@ -77,7 +77,10 @@ def main() -> None:
     parser.add_argument("-r", "--rounds", type=int, default=2)
     args = parser.parse_args()
     probe = ["perf", "probe", "-q", "-x", libpython(), "-a", f"{EVENT}=PyEval_SaveThread"]
-    subprocess.run(probe, check=True)
+    subprocess.run(["perf", "probe", "-q", "-d", EVENT], capture_output=True)  # a killed run's
+    added = subprocess.run(probe, capture_output=True, text=True)
+    if added.returncode != 0:
+        raise SystemExit(f"perf could not add the uprobe (root? uprobes?): {added.stderr.strip()}")
     env = {**os.environ, "DATABASE_URL": database_url()}
     servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     try:
