@@ -41,9 +41,9 @@ def engine_options(settings: Settings, url: str) -> dict[str, Any]:
         # The rollback that ends every session is then a no-op, which the dialect skips.
         # Made, it is no free call: psycopg2 lets go of the GIL for it, and under 20 threads
         # the thread queues to take it back (`sync`, GET /db: 12.7 GIL releases and 25
-        # context switches per request became 8.6 and 15, 1.14x the throughput); psycopg
-        # 3's async adapter awaits it on the event loop. A failed write is out of
-        # autocommit: its rollback is still made.
+        # context switches per request became 8.6 and 15, 1.10-1.14x the throughput in two
+        # A/B runs); psycopg 3's async adapter awaits it on the event loop. A failed write
+        # is out of autocommit: its rollback is still made.
         options["skip_autocommit_rollback"] = True
     # Statement and connect timeouts on every connection (connect.py).
     driver = driver_of(url)
